@@ -1,0 +1,142 @@
+// A shard's executor: a queue of calls drained by worker threads that each own
+// one ShardStore (one connection). gRPC handlers hand their work here and never
+// block on the database; every call is answered exactly once, by its worker or,
+// when its deadline runs out first, by the executor's deadline scan.
+#ifndef INVENTORY_EXECUTOR_SHARD_EXECUTOR_H_
+#define INVENTORY_EXECUTOR_SHARD_EXECUTOR_H_
+
+#include <atomic>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "inventory/health/shard_health.h"
+#include "inventory/store/shard_store.h"
+
+namespace inventory {
+
+// Runs one shard's database work on its own connections.
+class ShardExecutor {
+ public:
+  struct Options {
+    // Worker threads, one connection each.
+    int connections = 4;
+    // Calls waiting beyond this are refused with UNAVAILABLE.
+    size_t max_queue = 20000;
+    // How often queued and running calls are checked against their deadline.
+    absl::Duration deadline_scan = absl::Milliseconds(10);
+  };
+
+  using StoreFactory = std::function<std::unique_ptr<ShardStore>()>;
+
+  // `health` must outlive the executor.
+  ShardExecutor(int shard_index, StoreFactory make_store, ShardHealth* health,
+                Options options);
+  ~ShardExecutor();
+  ShardExecutor(const ShardExecutor&) = delete;
+  ShardExecutor& operator=(const ShardExecutor&) = delete;
+
+  // Starts the workers and the deadline scan.
+  void Start();
+
+  // Runs `work` on a worker and hands its result to `done`, or hands `done`
+  // an error when the shard is unreachable, the queue is full, the executor
+  // is stopping, or `deadline` passes first. `done` runs exactly once, on
+  // some executor thread (or inline, when refused at once).
+  template <typename T>
+  void Submit(absl::Time deadline,
+              std::function<absl::StatusOr<T>(ShardStore&)> work,
+              std::function<void(absl::StatusOr<T>)> done) {
+    Enqueue(std::make_shared<TypedCall<T>>(deadline, std::move(work),
+                                           std::move(done)));
+  }
+
+  // Stops taking calls, lets queued and running ones finish until `deadline`,
+  // then answers the rest UNAVAILABLE. Returns false if a worker is still
+  // stuck (hung shard); the executor must then not be destroyed.
+  bool Shutdown(absl::Time deadline);
+
+  int shard_index() const { return shard_index_; }
+  // Calls waiting for a worker.
+  size_t queued() const;
+  // Workers busy with a call.
+  int busy() const;
+
+ private:
+  class Call {
+   public:
+    explicit Call(absl::Time deadline) : deadline_(deadline) {}
+    virtual ~Call() = default;
+    // Runs the work; returns the outcome's status (for health reporting).
+    virtual absl::Status Run(ShardStore& store) = 0;
+    // Answers with `status` unless already answered.
+    virtual void Fail(absl::Status status) = 0;
+    absl::Time deadline() const { return deadline_; }
+    bool answered() const { return answered_.load(); }
+
+   protected:
+    // True for exactly one caller.
+    bool Claim() { return !answered_.exchange(true); }
+
+   private:
+    const absl::Time deadline_;
+    std::atomic<bool> answered_{false};
+  };
+
+  template <typename T>
+  class TypedCall : public Call {
+   public:
+    TypedCall(absl::Time deadline,
+              std::function<absl::StatusOr<T>(ShardStore&)> work,
+              std::function<void(absl::StatusOr<T>)> done)
+        : Call(deadline), work_(std::move(work)), done_(std::move(done)) {}
+    absl::Status Run(ShardStore& store) override {
+      absl::StatusOr<T> result = work_(store);
+      absl::Status status = result.status();
+      if (Claim()) done_(std::move(result));
+      return status;
+    }
+    void Fail(absl::Status status) override {
+      if (Claim()) done_(std::move(status));
+    }
+
+   private:
+    std::function<absl::StatusOr<T>(ShardStore&)> work_;
+    std::function<void(absl::StatusOr<T>)> done_;
+  };
+
+  void Enqueue(std::shared_ptr<Call> call);
+  void WorkerLoop(int worker);
+  void DeadlineLoop();
+  // The error for a call whose deadline ran out.
+  absl::Status DeadlineStatus() const;
+
+  const int shard_index_;
+  const StoreFactory make_store_;
+  ShardHealth* const health_;
+  const Options options_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::shared_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Call>> running_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int live_workers_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::vector<std::thread> workers_;
+  std::thread deadline_thread_;
+  bool started_ = false;
+  bool detached_ = false;
+};
+
+}  // namespace inventory
+
+#endif  // INVENTORY_EXECUTOR_SHARD_EXECUTOR_H_

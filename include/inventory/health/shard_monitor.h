@@ -1,0 +1,50 @@
+// Probes one shard on its own connection: bootstraps it (migrations, identity)
+// once it is reachable, then pings it periodically, feeding ShardHealth. A
+// probe that hangs marks the shard unreachable without blocking anyone else.
+#ifndef INVENTORY_HEALTH_SHARD_MONITOR_H_
+#define INVENTORY_HEALTH_SHARD_MONITOR_H_
+
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "inventory/health/shard_health.h"
+#include "inventory/store/shard_store.h"
+
+namespace inventory {
+
+// Keeps one shard's ShardHealth current.
+class ShardMonitor {
+ public:
+  // Called (once) if the shard's recorded identity does not match its place
+  // in the shard list: the service must not serve then.
+  using IdentityMismatch = std::function<void(const absl::Status&)>;
+
+  // `health` must outlive the monitor.
+  ShardMonitor(std::unique_ptr<ShardStore> store, int shard_count,
+               ShardHealth* health, absl::Duration interval,
+               IdentityMismatch on_mismatch);
+  ~ShardMonitor();
+
+  // One probe: bootstrap if not yet verified, else ping. Returns its status.
+  absl::Status ProbeOnce();
+
+  // Probes every `interval` on a thread of its own until Stop().
+  void Start();
+
+  // Stops probing. Returns false if the probe thread is stuck on a hung
+  // shard (it is then detached and must be left alone).
+  bool Stop(absl::Duration wait);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+}  // namespace inventory
+
+#endif  // INVENTORY_HEALTH_SHARD_MONITOR_H_

@@ -1,0 +1,120 @@
+// The shard store: every SQL statement of the service lives here. One
+// ShardStore owns one PostgreSQL connection and is used by one thread only.
+// No exception crosses it: every method returns absl::Status(Or).
+//
+// Reservations are decided in Reserve(): one atomic statement that takes the
+// units with a conditional counter UPDATE (never a count of rows) and inserts
+// the PENDING row, so concurrent callers can never oversell a STRICT product.
+#ifndef INVENTORY_STORE_SHARD_STORE_H_
+#define INVENTORY_STORE_SHARD_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "inventory/store/dsn.h"
+#include "inventory/store/model.h"
+
+namespace inventory {
+
+// What CheckShards-style tools want to know about a shard.
+struct ShardDescription {
+  std::string server_version;
+  int recorded_index = -1;
+  int recorded_count = -1;
+  int schema_version = 0;
+};
+
+// Settings of one shard connection.
+struct ShardStoreOptions {
+  // Upper bound of any one statement on the server (statement_timeout).
+  absl::Duration statement_timeout = absl::Seconds(5);
+  // How long to wait for a row lock before giving up (lock_timeout).
+  absl::Duration lock_timeout = absl::Seconds(5);
+  // application_name seen in pg_stat_activity.
+  std::string application_name = "inventoryd";
+};
+
+// One connection to one shard and every statement the service runs on it.
+class ShardStore {
+ public:
+  ShardStore(int shard_index, Dsn dsn, ShardStoreOptions options = {});
+  ~ShardStore();
+  ShardStore(const ShardStore&) = delete;
+  ShardStore& operator=(const ShardStore&) = delete;
+
+  int shard_index() const { return shard_index_; }
+  const Dsn& dsn() const { return dsn_; }
+
+  // Connects if not connected (and prepares statements). UNAVAILABLE
+  // SHARD_UNAVAILABLE when the shard cannot be reached.
+  absl::Status EnsureConnected();
+
+  // Drops the connection (next call reconnects).
+  void Disconnect();
+
+  // A trivial round trip.
+  absl::Status Ping();
+
+  // Applies pending migrations and records or checks the shard's identity,
+  // in one transaction under an advisory lock (safe when several instances
+  // start at once). FAILED_PRECONDITION if the shard was initialised as
+  // another index or for another shard count.
+  absl::Status Bootstrap(int shard_count);
+
+  // Server version, recorded identity and schema version.
+  absl::StatusOr<ShardDescription> Describe();
+
+  // Creates a product; ALREADY_EXISTS PRODUCT_EXISTS if the id is taken.
+  absl::StatusOr<ProductRecord> CreateProduct(const NewProduct& product);
+
+  // Reads a product; NOT_FOUND PRODUCT_NOT_FOUND.
+  absl::StatusOr<ProductRecord> GetProduct(int64_t product_id);
+
+  // Available units of the known products among `product_ids`.
+  absl::StatusOr<std::vector<AvailabilityRecord>> GetAvailability(
+      const std::vector<int64_t>& product_ids);
+
+  // Holds units (see the file comment). Replays an earlier reservation with
+  // the same request id; REQUEST_ID_CONFLICT if its parameters differ;
+  // OUT_OF_STOCK with the available count; PRODUCT_NOT_FOUND.
+  absl::StatusOr<ReserveOutcome> Reserve(const ReserveCommand& command);
+
+  // PENDING -> RELEASED and units back; RELEASED/EXPIRED again is a no-op;
+  // PURCHASED is RESERVATION_NOT_PENDING.
+  absl::StatusOr<ReservationRecord> Release(int64_t product_id,
+                                            int64_t row_id);
+
+  // PENDING -> PURCHASED unless expired by the database clock (then the hold
+  // is expired on the spot and RESERVATION_NOT_PENDING returned); PURCHASED
+  // again is a no-op; RELEASED/EXPIRED is RESERVATION_NOT_PENDING.
+  absl::StatusOr<ReservationRecord> Commit(int64_t product_id, int64_t row_id);
+
+  // Reads a reservation; NOT_FOUND RESERVATION_NOT_FOUND.
+  absl::StatusOr<ReservationRecord> GetReservation(int64_t product_id,
+                                                   int64_t row_id);
+
+  // Expires up to `limit` due PENDING holds (SKIP LOCKED, so several
+  // sweepers share the work) and returns their units. Returns how many.
+  absl::StatusOr<int> ExpireDue(int limit);
+
+ private:
+  template <typename Fn>
+  auto Run(const char* what, Fn&& fn) -> decltype(fn());
+
+  absl::Status Translate(const char* what, const std::exception& e);
+
+  int shard_index_;
+  Dsn dsn_;
+  ShardStoreOptions options_;
+  struct Connection;  // wraps the pqxx connection (pqxx stays in the .cc)
+  std::unique_ptr<Connection> conn_;
+};
+
+}  // namespace inventory
+
+#endif  // INVENTORY_STORE_SHARD_STORE_H_

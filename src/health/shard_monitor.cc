@@ -1,0 +1,100 @@
+#include "inventory/health/shard_monitor.h"
+
+#include <atomic>
+
+#include "inventory/common/errors.h"
+#include "spdlog/spdlog.h"
+
+namespace inventory {
+
+// Shared with the probe thread, so a detached thread never touches freed
+// memory.
+struct ShardMonitor::State {
+  std::unique_ptr<ShardStore> store;
+  int shard_count;
+  ShardHealth* health;
+  absl::Duration interval;
+  IdentityMismatch on_mismatch;
+  absl::Notification stop;
+  absl::Notification exited;
+  bool mismatch_reported = false;
+};
+
+ShardMonitor::ShardMonitor(std::unique_ptr<ShardStore> store, int shard_count,
+                           ShardHealth* health, absl::Duration interval,
+                           IdentityMismatch on_mismatch)
+    : state_(std::make_shared<State>()) {
+  state_->store = std::move(store);
+  state_->shard_count = shard_count;
+  state_->health = health;
+  state_->interval = interval;
+  state_->on_mismatch = std::move(on_mismatch);
+}
+
+ShardMonitor::~ShardMonitor() {
+  if (thread_.joinable()) Stop(absl::Seconds(2));
+}
+
+namespace {
+
+absl::Status Probe(ShardStore& store, int shard_count, ShardHealth& health,
+                   bool& mismatch_reported,
+                   const ShardMonitor::IdentityMismatch& on_mismatch) {
+  health.ProbeStarted(absl::Now());
+  absl::Status status;
+  if (!health.verified()) {
+    status = store.Bootstrap(shard_count);
+    if (status.ok()) {
+      spdlog::info("shard {} ({}): identity verified, schema up to date",
+                   store.shard_index(), store.dsn().Redacted());
+      health.MarkVerified();
+    }
+  } else {
+    status = store.Ping();
+  }
+  health.ProbeFinished();
+  if (status.ok()) {
+    health.ReportSuccess();
+  } else if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    if (!mismatch_reported) {
+      mismatch_reported = true;
+      spdlog::critical("{}", std::string(status.message()));
+      if (on_mismatch) on_mismatch(status);
+    }
+  } else {
+    health.ReportFailure(status.message());
+  }
+  return status;
+}
+
+}  // namespace
+
+absl::Status ShardMonitor::ProbeOnce() {
+  State& s = *state_;
+  return Probe(*s.store, s.shard_count, *s.health, s.mismatch_reported,
+               s.on_mismatch);
+}
+
+void ShardMonitor::Start() {
+  thread_ = std::thread([state = state_] {
+    while (!state->stop.HasBeenNotified()) {
+      Probe(*state->store, state->shard_count, *state->health,
+            state->mismatch_reported, state->on_mismatch);
+      state->stop.WaitForNotificationWithTimeout(state->interval);
+    }
+    state->exited.Notify();
+  });
+}
+
+bool ShardMonitor::Stop(absl::Duration wait) {
+  if (!thread_.joinable()) return true;
+  if (!state_->stop.HasBeenNotified()) state_->stop.Notify();
+  if (state_->exited.WaitForNotificationWithTimeout(wait)) {
+    thread_.join();
+    return true;
+  }
+  thread_.detach();
+  return false;
+}
+
+}  // namespace inventory

@@ -1,0 +1,143 @@
+// inventoryd: parses flags (each also settable as INVENTORY_<FLAG> in the
+// environment), wires an App and serves until SIGINT/SIGTERM.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <pthread.h>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "inventory/server/app.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve gRPC on");
+ABSL_FLAG(std::string, shards, "",
+          "comma-separated libpq connection strings, one per shard; list "
+          "order is the shard index (product_id mod N)");
+ABSL_FLAG(std::string, log_level, "info",
+          "trace, debug, info, warn, error or critical");
+ABSL_FLAG(absl::Duration, default_hold_ttl, absl::Minutes(15),
+          "hold time of a reservation whose request sets no hold_ttl");
+ABSL_FLAG(int64_t, max_quantity, 10000, "largest quantity of one reservation");
+ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(5),
+          "deadline of a call whose client sets none (also bounds calls "
+          "with a longer one)");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
+          "how long SIGTERM waits for in-flight calls");
+ABSL_FLAG(int, shard_connections, 4, "worker connections per shard");
+ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
+          "how often each shard is swept for expired holds");
+ABSL_FLAG(int, sweep_batch, 500, "holds expired per shard per sweep");
+ABSL_FLAG(absl::Duration, statement_timeout, absl::Seconds(5),
+          "server-side bound of one SQL statement");
+ABSL_FLAG(int, max_message_bytes, 1 << 20, "largest request accepted");
+ABSL_FLAG(std::string, port_file, "",
+          "write the bound port to this file once serving (for --listen :0)");
+
+namespace {
+
+// Applies INVENTORY_<NAME> environment variables to flags; the command line
+// (parsed afterwards) wins.
+bool ApplyEnvironment() {
+  const char* names[] = {
+      "listen",          "shards",           "log_level",
+      "default_hold_ttl", "max_quantity",    "default_deadline",
+      "drain_timeout",   "shard_connections", "sweep_interval",
+      "sweep_batch",     "statement_timeout", "max_message_bytes",
+      "port_file"};
+  for (const char* name : names) {
+    std::string var = absl::StrCat("INVENTORY_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(var.c_str());
+    if (value == nullptr) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+      std::cerr << "inventoryd: bad " << var << ": " << error << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "inventoryd --shards='host=... dbname=...,host=...' [--listen=...]\n"
+      "Inventory reservation service over sharded PostgreSQL.");
+  if (!ApplyEnvironment()) return 2;
+  absl::ParseCommandLine(argc, argv);
+
+  auto level = spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));
+  if (level == spdlog::level::off &&
+      absl::GetFlag(FLAGS_log_level) != "off") {
+    std::cerr << "inventoryd: unknown --log_level "
+              << absl::GetFlag(FLAGS_log_level) << "\n";
+    return 2;
+  }
+  spdlog::set_level(level);
+
+  auto dsns = inventory::ParseDsnList(absl::GetFlag(FLAGS_shards));
+  if (!dsns.ok()) {
+    std::cerr << "inventoryd: " << dsns.status().message() << "\n";
+    return 2;
+  }
+
+  inventory::AppConfig config;
+  config.listen = absl::GetFlag(FLAGS_listen);
+  config.shards = *std::move(dsns);
+  config.limits.default_hold_ttl = absl::GetFlag(FLAGS_default_hold_ttl);
+  config.limits.max_quantity = absl::GetFlag(FLAGS_max_quantity);
+  config.default_deadline = absl::GetFlag(FLAGS_default_deadline);
+  config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  config.executor.connections = absl::GetFlag(FLAGS_shard_connections);
+  config.sweeper.interval = absl::GetFlag(FLAGS_sweep_interval);
+  config.sweeper.batch = absl::GetFlag(FLAGS_sweep_batch);
+  config.store.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
+  config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  config.port_file = absl::GetFlag(FLAGS_port_file);
+  if (config.limits.default_hold_ttl < config.limits.min_hold_ttl ||
+      config.limits.default_hold_ttl > config.limits.max_hold_ttl ||
+      config.limits.max_quantity < 1 || config.executor.connections < 1 ||
+      config.sweeper.batch < 1 ||
+      config.default_deadline <= absl::ZeroDuration()) {
+    std::cerr << "inventoryd: --default_hold_ttl must be 1s..24h, and "
+                 "--max_quantity, --shard_connections, --sweep_batch and "
+                 "--default_deadline must be positive\n";
+    return 2;
+  }
+
+  // Signals are taken by a thread of our own (sigwait), never in a handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  inventory::App app(std::move(config));
+  if (absl::Status s = app.Start(); !s.ok()) {
+    spdlog::critical("inventoryd cannot start: {}", std::string(s.message()));
+    spdlog::shutdown();
+    std::_Exit(1);
+  }
+  std::thread([&app, signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT"
+                                                               : "SIGTERM");
+    app.RequestStop(0);
+  }).detach();
+
+  const int code = app.Wait();
+  const bool clean = app.Shutdown();
+  spdlog::shutdown();
+  if (!clean) std::_Exit(code);
+  return code;
+}

@@ -1,0 +1,151 @@
+#include "inventory/server/app.h"
+
+#include <fstream>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "spdlog/spdlog.h"
+
+namespace inventory {
+namespace {
+
+constexpr char kServiceName[] = "inventory.v1.InventoryService";
+
+}  // namespace
+
+App::App(AppConfig config) : config_(std::move(config)) {}
+
+App::~App() {
+  if (!shut_down_) Shutdown();
+}
+
+absl::Status App::Start() {
+  const int n = static_cast<int>(config_.shards.size());
+  if (n == 0) return absl::InvalidArgumentError("no shards configured");
+  for (int i = 0; i < n; ++i) {
+    spdlog::info("shard {}: {}", i, config_.shards[i].Redacted());
+    health_.push_back(std::make_unique<ShardHealth>());
+  }
+
+  // Bootstrap every shard in parallel; a shard that is down now is
+  // bootstrapped by its monitor once it comes up.
+  for (int i = 0; i < n; ++i) {
+    monitors_.push_back(std::make_unique<ShardMonitor>(
+        std::make_unique<ShardStore>(i, config_.shards[i], config_.store), n,
+        health_[i].get(), config_.probe_interval,
+        [this](const absl::Status&) { RequestStop(1); }));
+  }
+  std::vector<std::future<absl::Status>> probes;
+  for (int i = 0; i < n; ++i) {
+    probes.push_back(std::async(std::launch::async,
+                                [m = monitors_[i].get()] {
+                                  return m->ProbeOnce();
+                                }));
+  }
+  for (int i = 0; i < n; ++i) {
+    absl::Status s = probes[i].get();
+    if (s.code() == absl::StatusCode::kFailedPrecondition) return s;
+    if (!s.ok()) {
+      spdlog::warn("shard {} ({}) is not reachable at start: {}; its products "
+                   "answer UNAVAILABLE until it is",
+                   i, config_.shards[i].Redacted(), std::string(s.message()));
+    }
+  }
+  // A mismatch found by a probe above already asked us to stop.
+  if (stop_requested_.HasBeenNotified()) {
+    return absl::FailedPreconditionError("shard identity mismatch");
+  }
+
+  std::vector<ShardExecutor*> executors;
+  for (int i = 0; i < n; ++i) {
+    executors_.push_back(std::make_unique<ShardExecutor>(
+        i,
+        [i, dsn = config_.shards[i], opts = config_.store] {
+          return std::make_unique<ShardStore>(i, dsn, opts);
+        },
+        health_[i].get(), config_.executor));
+    executors_.back()->Start();
+    executors.push_back(executors_.back().get());
+    monitors_[i]->Start();
+  }
+  sweeper_ = std::make_unique<ExpirySweeper>(executors, config_.sweeper);
+  sweeper_->Start();
+
+  service_ = std::make_unique<InventoryServiceImpl>(
+      Router(n), executors, config_.limits, config_.default_deadline);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config_.listen, grpc::InsecureServerCredentials(),
+                           &port_);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(config_.max_message_bytes);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config_.listen));
+  }
+  UpdateReadiness();
+  readiness_thread_ = std::thread([this] {
+    while (!stop_requested_.WaitForNotificationWithTimeout(
+        absl::Milliseconds(250))) {
+      UpdateReadiness();
+    }
+  });
+  if (!config_.port_file.empty()) {
+    std::string tmp = config_.port_file + ".tmp";
+    std::ofstream(tmp) << port_ << "\n";
+    std::rename(tmp.c_str(), config_.port_file.c_str());
+  }
+  spdlog::info("inventoryd serving on {} (port {}) with {} shard(s)",
+               config_.listen, port_, n);
+  return absl::OkStatus();
+}
+
+void App::UpdateReadiness() {
+  bool any = false;
+  const absl::Time now = absl::Now();
+  for (const auto& h : health_) any = any || h->Reachable(now);
+  server_->GetHealthCheckService()->SetServingStatus(kServiceName, any);
+}
+
+void App::RequestStop(int exit_code) {
+  if (exit_code != 0) exit_code_.store(exit_code);
+  if (!stop_requested_.HasBeenNotified()) stop_requested_.Notify();
+}
+
+int App::Wait() {
+  stop_requested_.WaitForNotification();
+  return exit_code_.load();
+}
+
+bool App::Shutdown() {
+  if (shut_down_) return true;
+  shut_down_ = true;
+  if (!stop_requested_.HasBeenNotified()) stop_requested_.Notify();
+  if (readiness_thread_.joinable()) readiness_thread_.join();
+  const absl::Time deadline = absl::Now() + config_.drain_timeout;
+  if (server_ != nullptr) {
+    // Health first, so load balancers stop sending; then drain.
+    server_->GetHealthCheckService()->Shutdown();
+    spdlog::info("draining in-flight calls (up to {})",
+                 absl::FormatDuration(config_.drain_timeout));
+    server_->Shutdown(absl::ToChronoTime(deadline));
+  }
+  if (sweeper_ != nullptr) sweeper_->Stop();
+  bool clean = true;
+  for (auto& e : executors_) {
+    clean = e->Shutdown(deadline + absl::Seconds(1)) && clean;
+  }
+  for (auto& m : monitors_) clean = m->Stop(absl::Seconds(1)) && clean;
+  if (server_ != nullptr) server_->Wait();
+  spdlog::info("inventoryd stopped{}", clean ? "" : " (a shard was hung)");
+  return clean;
+}
+
+}  // namespace inventory

@@ -1,0 +1,159 @@
+#include "inventory/store/dsn.h"
+
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace inventory {
+namespace {
+
+bool IsUri(absl::string_view s) {
+  return absl::StartsWith(s, "postgresql://") ||
+         absl::StartsWith(s, "postgres://");
+}
+
+// Redacts "password=..." in keyword/value form, honouring quoted values.
+std::string RedactKeywordForm(absl::string_view s) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    // Copy whitespace.
+    if (absl::ascii_isspace(static_cast<unsigned char>(s[i]))) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    size_t eq = s.find('=', i);
+    if (eq == absl::string_view::npos) {
+      absl::StrAppend(&out, s.substr(i));
+      break;
+    }
+    absl::string_view key = absl::StripAsciiWhitespace(s.substr(i, eq - i));
+    size_t v = eq + 1;
+    while (v < s.size() && s[v] == ' ') ++v;
+    size_t end = v;
+    if (end < s.size() && s[end] == '\'') {
+      ++end;
+      while (end < s.size() && s[end] != '\'') {
+        if (s[end] == '\\') ++end;
+        ++end;
+      }
+      if (end < s.size()) ++end;
+    } else {
+      while (end < s.size() &&
+             !absl::ascii_isspace(static_cast<unsigned char>(s[end]))) {
+        ++end;
+      }
+    }
+    absl::StrAppend(&out, s.substr(i, v - i));
+    if (absl::EqualsIgnoreCase(key, "password")) {
+      out.append("***");
+    } else {
+      absl::StrAppend(&out, s.substr(v, end - v));
+    }
+    i = end;
+  }
+  return out;
+}
+
+// Redacts "user:password@" and "password=" query parameters in a URI.
+std::string RedactUri(absl::string_view s) {
+  std::string out(s);
+  size_t scheme = out.find("://");
+  size_t auth_start = scheme + 3;
+  size_t at = out.find('@', auth_start);
+  size_t slash = out.find('/', auth_start);
+  if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+    size_t colon = out.find(':', auth_start);
+    if (colon != std::string::npos && colon < at) {
+      out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  size_t q = out.find('?');
+  while (q != std::string::npos) {
+    size_t key_start = q + 1;
+    size_t eq = out.find('=', key_start);
+    size_t amp = out.find('&', key_start);
+    if (eq == std::string::npos) break;
+    if (amp != std::string::npos && amp < eq) {
+      q = amp;
+      continue;
+    }
+    std::string key = out.substr(key_start, eq - key_start);
+    size_t value_end = amp == std::string::npos ? out.size() : amp;
+    if (absl::EqualsIgnoreCase(key, "password")) {
+      out.replace(eq + 1, value_end - eq - 1, "***");
+      value_end = eq + 4;
+    }
+    q = out.find('&', value_end);
+  }
+  return out;
+}
+
+// Parses keyword=value pairs (values unquoted) for Endpoint().
+std::map<std::string, std::string> KeywordPairs(absl::string_view s) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view part :
+       absl::StrSplit(s, absl::ByAnyChar(" \t\n"), absl::SkipEmpty())) {
+    size_t eq = part.find('=');
+    if (eq == absl::string_view::npos) continue;
+    std::string value(part.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') {
+      value = value.substr(1, value.size() - 2);
+    }
+    out[absl::AsciiStrToLower(part.substr(0, eq))] = value;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Dsn::Redacted() const {
+  return IsUri(conninfo_) ? RedactUri(conninfo_) : RedactKeywordForm(conninfo_);
+}
+
+std::string Dsn::Endpoint() const {
+  if (IsUri(conninfo_)) {
+    absl::string_view s = conninfo_;
+    s.remove_prefix(s.find("://") + 3);
+    size_t at = s.find('@');
+    size_t slash = s.find('/');
+    if (at != absl::string_view::npos &&
+        (slash == absl::string_view::npos || at < slash)) {
+      s.remove_prefix(at + 1);
+    }
+    return std::string(s.substr(0, s.find('?')));
+  }
+  auto kv = KeywordPairs(conninfo_);
+  std::string host = kv.count("host") ? kv["host"]
+                     : kv.count("hostaddr") ? kv["hostaddr"]
+                                            : "localhost";
+  std::string port = kv.count("port") ? kv["port"] : "5432";
+  std::string db = kv.count("dbname") ? kv["dbname"] : "";
+  return absl::StrCat(host, ":", port, "/", db);
+}
+
+absl::StatusOr<std::vector<Dsn>> ParseDsnList(absl::string_view list) {
+  std::vector<Dsn> out;
+  if (absl::StripAsciiWhitespace(list).empty()) {
+    return absl::InvalidArgumentError(
+        "--shards is empty: give one libpq connection string per shard, "
+        "separated by commas");
+  }
+  int index = 0;
+  for (absl::string_view part : absl::StrSplit(list, ',')) {
+    absl::string_view trimmed = absl::StripAsciiWhitespace(part);
+    if (trimmed.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--shards entry ", index, " is empty (stray comma?)"));
+    }
+    out.emplace_back(std::string(trimmed));
+    ++index;
+  }
+  return out;
+}
+
+}  // namespace inventory

@@ -1,0 +1,17 @@
+# Writes OUT, a C++ file defining inventory::AllMigrations() from the SQL
+# files in DIR (NNNN_name.sql, applied in file-name order).
+file(GLOB files "${DIR}/*.sql")
+list(SORT files)
+set(body "")
+foreach(f IN LISTS files)
+  get_filename_component(fname "${f}" NAME_WE)
+  string(REGEX MATCH "^([0-9]+)_(.*)$" _ "${fname}")
+  if(NOT CMAKE_MATCH_1)
+    message(FATAL_ERROR "migration ${f} is not named NNNN_name.sql")
+  endif()
+  math(EXPR version "${CMAKE_MATCH_1}")
+  file(READ "${f}" sql)
+  string(APPEND body "    {${version}, \"${CMAKE_MATCH_2}\", R\"inventory_sql(${sql})inventory_sql\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "// Generated from src/store/migrations by embed_migrations.cmake.\n#include \"inventory/store/migrations.h\"\n\nnamespace inventory {\n\nconst std::vector<Migration>& AllMigrations() {\n  static const std::vector<Migration> kMigrations = {\n${body}  };\n  return kMigrations;\n}\n\n}  // namespace inventory\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

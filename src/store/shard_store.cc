@@ -1,0 +1,587 @@
+#include "inventory/store/shard_store.h"
+
+#include <algorithm>
+#include <map>
+#include <pqxx/pqxx>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "inventory/common/errors.h"
+#include "inventory/store/migrations.h"
+#include "spdlog/spdlog.h"
+
+namespace inventory {
+namespace {
+
+// Key of the advisory lock that serialises migrations and identity checks of
+// every inventoryd starting against one shard.
+constexpr int64_t kBootstrapLockKey = 0x1a7e4e0001;
+
+// Columns of a reservation as every statement returns them.
+#define RES_COLS                                                       \
+  "id, product_id, quantity, status, customer_id, request_id, "        \
+  "requested_ttl_ms, inv_us(create_time) AS create_us, "               \
+  "inv_us(expire_time) AS expire_us, inv_us(update_time) AS update_us"
+constexpr int kResColCount = 10;
+
+#define PRODUCT_COLS                                                    \
+  "product_id, total_quantity, reserved_quantity, purchased_quantity, " \
+  "stock_policy, low_stock_threshold, version, inv_us(create_time), "   \
+  "inv_us(update_time)"
+
+// Every statement the service runs, prepared once per connection.
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+const Statement kStatements[] = {
+    {"product_insert",
+     "INSERT INTO products (product_id, total_quantity, stock_policy, "
+     "low_stock_threshold) VALUES ($1, $2, $3, $4) "
+     "ON CONFLICT (product_id) DO NOTHING RETURNING " PRODUCT_COLS},
+    {"product_get", "SELECT " PRODUCT_COLS " FROM products WHERE product_id = $1"},
+    {"availability",
+     "SELECT product_id, "
+     "greatest(total_quantity - reserved_quantity - purchased_quantity, 0) "
+     "FROM products WHERE product_id = ANY($1::bigint[])"},
+    // The reservation decision. One statement = one atomic transaction:
+    //  - prior: an earlier reservation with this request id (replay);
+    //  - take: the conditional counter update. Under READ COMMITTED a blocked
+    //    updater re-evaluates the WHERE against the row version it waited
+    //    for, so two callers can never both take the last unit;
+    //  - made: the PENDING row, expiring by the database clock. A concurrent
+    //    duplicate request id fails the whole statement (unique_violation),
+    //    undoing its take.
+    {"reserve",
+     "WITH prior AS ("
+     "  SELECT " RES_COLS " FROM reservations WHERE request_id = $4"
+     "), take AS ("
+     "  UPDATE products SET reserved_quantity = reserved_quantity + $2,"
+     "    version = version + 1, update_time = now()"
+     "  WHERE product_id = $1 AND NOT EXISTS (SELECT 1 FROM prior)"
+     "    AND (stock_policy <> 1"
+     "         OR total_quantity - reserved_quantity - purchased_quantity >= $2)"
+     "  RETURNING product_id"
+     "), made AS ("
+     "  INSERT INTO reservations (product_id, quantity, status, customer_id,"
+     "    request_id, requested_ttl_ms, expire_time)"
+     "  SELECT product_id, $2, 1, $3, $4, $5,"
+     "    now() + make_interval(secs => $6::double precision / 1000)"
+     "  FROM take RETURNING " RES_COLS
+     ") SELECT false, * FROM made UNION ALL SELECT true, * FROM prior"},
+    {"reservation_by_request",
+     "SELECT " RES_COLS " FROM reservations WHERE request_id = $1"},
+    {"reservation_get",
+     "SELECT " RES_COLS " FROM reservations WHERE id = $1 AND product_id = $2"},
+    // PENDING -> RELEASED and units back, atomically. Returns the new row
+    // ('t') or, if nothing changed, the row as it was ('f').
+    {"release",
+     "WITH r AS ("
+     "  SELECT " RES_COLS " FROM reservations"
+     "  WHERE id = $1 AND product_id = $2 FOR UPDATE"
+     "), changed AS ("
+     "  UPDATE reservations SET status = 3, update_time = now() FROM r"
+     "  WHERE reservations.id = r.id AND r.status = 1"
+     "  RETURNING reservations.id, reservations.product_id,"
+     "    reservations.quantity, reservations.status,"
+     "    reservations.customer_id, reservations.request_id,"
+     "    reservations.requested_ttl_ms, inv_us(reservations.create_time),"
+     "    inv_us(reservations.expire_time), inv_us(reservations.update_time)"
+     "), give AS ("
+     "  UPDATE products p SET"
+     "    reserved_quantity = p.reserved_quantity - changed.quantity,"
+     "    version = p.version + 1, update_time = now()"
+     "  FROM changed WHERE p.product_id = changed.product_id"
+     "  RETURNING p.product_id"
+     ") SELECT true, * FROM changed"
+     "  UNION ALL SELECT false, * FROM r"
+     "  WHERE NOT EXISTS (SELECT 1 FROM changed)"},
+    // PENDING -> PURCHASED, or -> EXPIRED when the hold ran out by the
+    // database clock (units back), atomically.
+    {"commit",
+     "WITH r AS ("
+     "  SELECT " RES_COLS ", expire_time <= now() AS expired FROM reservations"
+     "  WHERE id = $1 AND product_id = $2 FOR UPDATE"
+     "), changed AS ("
+     "  UPDATE reservations SET"
+     "    status = CASE WHEN r.expired THEN 4 ELSE 2 END, update_time = now()"
+     "  FROM r WHERE reservations.id = r.id AND r.status = 1"
+     "  RETURNING reservations.id, reservations.product_id,"
+     "    reservations.quantity, reservations.status,"
+     "    reservations.customer_id, reservations.request_id,"
+     "    reservations.requested_ttl_ms, inv_us(reservations.create_time),"
+     "    inv_us(reservations.expire_time), inv_us(reservations.update_time)"
+     "), take AS ("
+     "  UPDATE products p SET"
+     "    reserved_quantity = p.reserved_quantity - changed.quantity,"
+     "    purchased_quantity = p.purchased_quantity"
+     "      + CASE WHEN changed.status = 2 THEN changed.quantity ELSE 0 END,"
+     "    version = p.version + 1, update_time = now()"
+     "  FROM changed WHERE p.product_id = changed.product_id"
+     "  RETURNING p.product_id"
+     ") SELECT true, * FROM changed"
+     "  UNION ALL SELECT false, id, product_id, quantity, status, customer_id,"
+     "    request_id, requested_ttl_ms, create_us, expire_us, update_us FROM r"
+     "  WHERE NOT EXISTS (SELECT 1 FROM changed)"},
+    // Sweeper, step 1: claim due holds no other sweeper holds, expire them.
+    {"expire_pick",
+     "WITH due AS ("
+     "  SELECT id FROM reservations WHERE status = 1 AND expire_time <= now()"
+     "  ORDER BY expire_time LIMIT $1 FOR UPDATE SKIP LOCKED"
+     ") UPDATE reservations r SET status = 4, update_time = now() FROM due"
+     "  WHERE r.id = due.id RETURNING r.product_id, r.quantity"},
+    // Sweeper, step 2: units back, product by product in ascending id order
+    // (a fixed lock order, so concurrent sweepers cannot deadlock).
+    {"expire_give",
+     "UPDATE products SET reserved_quantity = reserved_quantity - $2,"
+     "  version = version + 1, update_time = now() WHERE product_id = $1"},
+};
+
+ReservationRecord ParseReservation(const pqxx::row& row, int first) {
+  ReservationRecord r;
+  r.row_id = row[first + 0].as<int64_t>();
+  r.product_id = row[first + 1].as<int64_t>();
+  r.quantity = row[first + 2].as<int64_t>();
+  r.status = static_cast<ReservationStatus>(row[first + 3].as<int>());
+  r.customer_id = row[first + 4].as<std::string>();
+  r.request_id = row[first + 5].as<std::string>();
+  r.requested_ttl = absl::Milliseconds(row[first + 6].as<int64_t>());
+  r.create_time = absl::FromUnixMicros(row[first + 7].as<int64_t>());
+  r.expire_time = absl::FromUnixMicros(row[first + 8].as<int64_t>());
+  r.update_time = absl::FromUnixMicros(row[first + 9].as<int64_t>());
+  return r;
+}
+
+ProductRecord ParseProduct(const pqxx::row& row) {
+  ProductRecord p;
+  p.product_id = row[0].as<int64_t>();
+  p.total_quantity = row[1].as<int64_t>();
+  p.reserved_quantity = row[2].as<int64_t>();
+  p.purchased_quantity = row[3].as<int64_t>();
+  p.stock_policy = static_cast<StockPolicy>(row[4].as<int>());
+  p.low_stock_threshold = row[5].as<int64_t>();
+  p.version = row[6].as<int64_t>();
+  p.create_time = absl::FromUnixMicros(row[7].as<int64_t>());
+  p.update_time = absl::FromUnixMicros(row[8].as<int64_t>());
+  return p;
+}
+
+std::string ReservationIdText(int64_t product_id, int64_t row_id) {
+  return absl::StrCat("r", product_id, "-", row_id);
+}
+
+absl::Status NotFoundReservation(int64_t product_id, int64_t row_id) {
+  std::string id = ReservationIdText(product_id, row_id);
+  return MakeError(absl::StatusCode::kNotFound, reason::kReservationNotFound,
+                   absl::StrCat("reservation ", id, " does not exist"),
+                   {{"reservationId", id}});
+}
+
+absl::Status NotFoundProduct(int64_t product_id) {
+  return MakeError(absl::StatusCode::kNotFound, reason::kProductNotFound,
+                   absl::StrCat("product ", product_id, " does not exist"),
+                   {{"productId", absl::StrCat(product_id)}});
+}
+
+const char* StatusName(ReservationStatus s) {
+  switch (s) {
+    case ReservationStatus::kPending: return "PENDING";
+    case ReservationStatus::kPurchased: return "PURCHASED";
+    case ReservationStatus::kReleased: return "RELEASED";
+    case ReservationStatus::kExpired: return "EXPIRED";
+  }
+  return "UNKNOWN";
+}
+
+absl::Status NotPending(const ReservationRecord& r, absl::string_view action) {
+  std::string id = ReservationIdText(r.product_id, r.row_id);
+  return MakeError(
+      absl::StatusCode::kFailedPrecondition, reason::kReservationNotPending,
+      absl::StrCat("cannot ", action, " reservation ", id, ": it is ",
+                   StatusName(r.status)),
+      {{"reservationId", id}, {"status", StatusName(r.status)}});
+}
+
+// Adds libpq keywords we rely on (bounded connect, dead-peer detection) unless
+// the operator set them.
+std::string ConnInfoWithDefaults(const std::string& conninfo) {
+  const bool uri = absl::StartsWith(conninfo, "postgres://") ||
+                   absl::StartsWith(conninfo, "postgresql://");
+  std::string out = conninfo;
+  const std::pair<const char*, const char*> defaults[] = {
+      {"connect_timeout", "3"},
+      {"keepalives_idle", "10"},
+      {"keepalives_interval", "3"},
+      {"keepalives_count", "3"},
+  };
+  for (const auto& [key, value] : defaults) {
+    if (absl::StrContains(conninfo, key)) continue;
+    if (uri) {
+      absl::StrAppend(&out, out.find('?') == std::string::npos ? "?" : "&",
+                      key, "=", value);
+    } else {
+      absl::StrAppend(&out, " ", key, "=", value);
+    }
+  }
+  return out;
+}
+
+// Thrown inside a transaction to roll it back and return a status.
+struct AbortWith {
+  absl::Status status;
+};
+
+}  // namespace
+
+struct ShardStore::Connection {
+  explicit Connection(const std::string& conninfo) : c(conninfo) {}
+  pqxx::connection c;
+};
+
+ShardStore::ShardStore(int shard_index, Dsn dsn, ShardStoreOptions options)
+    : shard_index_(shard_index),
+      dsn_(std::move(dsn)),
+      options_(std::move(options)) {}
+
+ShardStore::~ShardStore() { Disconnect(); }
+
+void ShardStore::Disconnect() {
+  if (conn_ == nullptr) return;
+  try {
+    conn_->c.disconnect();
+  } catch (...) {
+  }
+  conn_.reset();
+}
+
+absl::Status ShardStore::EnsureConnected() {
+  if (conn_ != nullptr && conn_->c.is_open()) return absl::OkStatus();
+  conn_.reset();
+  try {
+    auto conn =
+        std::make_unique<Connection>(ConnInfoWithDefaults(dsn_.ForConnect()));
+    pqxx::nontransaction setup(conn->c);
+    setup.exec(absl::StrCat(
+        "SET statement_timeout = ",
+        absl::ToInt64Milliseconds(options_.statement_timeout),
+        "; SET lock_timeout = ",
+        absl::ToInt64Milliseconds(options_.lock_timeout),
+        "; SET idle_in_transaction_session_timeout = 60000"
+        "; SET application_name = ",
+        setup.quote(options_.application_name)));
+    setup.commit();
+    for (const auto& s : kStatements) conn->c.prepare(s.name, s.sql);
+    conn_ = std::move(conn);
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    // libpq's message may echo connection parameters: log it server-side
+    // with the redacted DSN, never return it to a client.
+    spdlog::warn("shard {} ({}): cannot connect: {}", shard_index_,
+                 dsn_.Redacted(), e.what());
+    conn_.reset();
+    return ShardUnavailableError(shard_index_, "cannot connect");
+  }
+}
+
+absl::Status ShardStore::Translate(const char* what, const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
+    spdlog::warn("shard {}: connection lost during {}: {}", shard_index_, what,
+                 e.what());
+    Disconnect();
+    return ShardUnavailableError(shard_index_, "connection lost");
+  }
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
+    spdlog::error("shard {}: outcome of {} unknown: {}", shard_index_, what,
+                  e.what());
+    Disconnect();
+    return ShardUnavailableError(
+        shard_index_,
+        "connection lost while committing; the outcome is unknown, retry "
+        "with the same request_id");
+  }
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string state = sql->sqlstate();
+    if (state == "57014") {  // query_canceled: statement_timeout
+      return MakeError(absl::StatusCode::kDeadlineExceeded,
+                       reason::kDeadlineExceeded,
+                       absl::StrCat("shard ", shard_index_,
+                                    " did not answer in time"),
+                       {{"shard", absl::StrCat(shard_index_)}});
+    }
+    if (state == "55P03" || state == "40001" || state == "40P01") {
+      return MakeError(absl::StatusCode::kAborted, "CONCURRENT_UPDATE",
+                       "the change collided with a concurrent one; retry",
+                       {{"shard", absl::StrCat(shard_index_)}});
+    }
+    if (absl::StartsWith(state, "08") || absl::StartsWith(state, "57P") ||
+        state == "53300") {
+      spdlog::warn("shard {}: {} failed: {} ({})", shard_index_, what,
+                   e.what(), state);
+      Disconnect();
+      return ShardUnavailableError(shard_index_, "the server is not accepting "
+                                                 "work");
+    }
+    if (state == "23514") {
+      spdlog::critical(
+          "shard {}: {} hit the database's invariant guard (CHECK): {}",
+          shard_index_, what, e.what());
+    } else {
+      spdlog::error("shard {}: {} failed: {} (sqlstate {}, query: {})",
+                    shard_index_, what, e.what(), state, sql->query());
+    }
+    return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                     "internal error; it has been logged");
+  }
+  spdlog::error("shard {}: {} failed: {}", shard_index_, what, e.what());
+  if (conn_ != nullptr && !conn_->c.is_open()) Disconnect();
+  return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                   "internal error; it has been logged");
+}
+
+template <typename Fn>
+auto ShardStore::Run(const char* what, Fn&& fn) -> decltype(fn()) {
+  if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return fn();
+    } catch (const AbortWith& a) {
+      return a.status;
+    } catch (const pqxx::transaction_rollback& e) {
+      // Serialisation failure or deadlock: nothing was changed; try again.
+      if (attempt < 4) continue;
+      return Translate(what, e);
+    } catch (const std::exception& e) {
+      return Translate(what, e);
+    }
+  }
+}
+
+absl::Status ShardStore::Ping() {
+  return Run("ping", [&]() -> absl::Status {
+    pqxx::nontransaction tx(conn_->c);
+    tx.exec("SELECT 1");
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ShardStore::Bootstrap(int shard_count) {
+  return Run("bootstrap", [&]() -> absl::Status {
+    pqxx::work tx(conn_->c);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kBootstrapLockKey);
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())");
+    std::set<int> applied;
+    for (const auto& row : tx.exec("SELECT version FROM schema_migrations")) {
+      applied.insert(row[0].as<int>());
+    }
+    for (const Migration& m : AllMigrations()) {
+      if (applied.count(m.version) > 0) continue;
+      spdlog::info("shard {}: applying migration {:04d}_{}", shard_index_,
+                   m.version, m.name);
+      tx.exec(m.sql);
+      tx.exec_params("INSERT INTO schema_migrations (version, name) "
+                     "VALUES ($1, $2)",
+                     m.version, m.name);
+    }
+    tx.exec_params(
+        "INSERT INTO shard_identity (shard_index, shard_count) VALUES ($1, $2)"
+        " ON CONFLICT (singleton) DO NOTHING",
+        shard_index_, shard_count);
+    pqxx::row id =
+        tx.exec1("SELECT shard_index, shard_count FROM shard_identity");
+    const int index = id[0].as<int>();
+    const int count = id[1].as<int>();
+    if (index != shard_index_ || count != shard_count) {
+      tx.abort();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "shard at position ", shard_index_, " of --shards (",
+          dsn_.Endpoint(), ") was initialised as shard ", index, " of ",
+          count, ", but the list puts it at index ", shard_index_, " of ",
+          shard_count,
+          ". Products are placed by product_id mod N, so serving with this "
+          "list would misroute them. Restore the original order and length "
+          "of --shards."));
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<ShardDescription> ShardStore::Describe() {
+  return Run("describe", [&]() -> absl::StatusOr<ShardDescription> {
+    pqxx::nontransaction tx(conn_->c);
+    ShardDescription d;
+    d.server_version = tx.exec1("SHOW server_version")[0].as<std::string>();
+    auto id = tx.exec(
+        "SELECT shard_index, shard_count FROM shard_identity");
+    if (!id.empty()) {
+      d.recorded_index = id[0][0].as<int>();
+      d.recorded_count = id[0][1].as<int>();
+    }
+    d.schema_version = tx.exec1(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations")[0]
+                           .as<int>();
+    return d;
+  });
+}
+
+absl::StatusOr<ProductRecord> ShardStore::CreateProduct(
+    const NewProduct& product) {
+  return Run("create product", [&]() -> absl::StatusOr<ProductRecord> {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared(
+        "product_insert", product.product_id, product.total_quantity,
+        static_cast<int>(product.stock_policy), product.low_stock_threshold);
+    if (r.empty()) {
+      return MakeError(
+          absl::StatusCode::kAlreadyExists, reason::kProductExists,
+          absl::StrCat("product ", product.product_id, " already exists"),
+          {{"productId", absl::StrCat(product.product_id)}});
+    }
+    return ParseProduct(r[0]);
+  });
+}
+
+absl::StatusOr<ProductRecord> ShardStore::GetProduct(int64_t product_id) {
+  return Run("get product", [&]() -> absl::StatusOr<ProductRecord> {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("product_get", product_id);
+    if (r.empty()) return NotFoundProduct(product_id);
+    return ParseProduct(r[0]);
+  });
+}
+
+absl::StatusOr<std::vector<AvailabilityRecord>> ShardStore::GetAvailability(
+    const std::vector<int64_t>& product_ids) {
+  return Run("availability",
+             [&]() -> absl::StatusOr<std::vector<AvailabilityRecord>> {
+               pqxx::nontransaction tx(conn_->c);
+               std::string array =
+                   absl::StrCat("{", absl::StrJoin(product_ids, ","), "}");
+               std::vector<AvailabilityRecord> out;
+               for (const auto& row : tx.exec_prepared("availability", array)) {
+                 out.push_back({row[0].as<int64_t>(), row[1].as<int64_t>()});
+               }
+               return out;
+             });
+}
+
+namespace {
+
+// The answer to a request id seen before: the same reservation if the
+// parameters match, REQUEST_ID_CONFLICT otherwise.
+absl::StatusOr<ReserveOutcome> Replay(const ReserveCommand& c,
+                                      ReservationRecord prior) {
+  if (prior.product_id != c.product_id || prior.quantity != c.quantity ||
+      prior.customer_id != c.customer_id ||
+      prior.requested_ttl != c.requested_ttl) {
+    std::string id = ReservationIdText(prior.product_id, prior.row_id);
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, reason::kRequestIdConflict,
+        absl::StrCat("request_id '", c.request_id,
+                     "' was already used for reservation ", id,
+                     " with different parameters; use a new request_id for a "
+                     "new reservation"),
+        {{"requestId", c.request_id}, {"reservationId", id}});
+  }
+  return ReserveOutcome{std::move(prior), /*replayed=*/true};
+}
+
+}  // namespace
+
+absl::StatusOr<ReserveOutcome> ShardStore::Reserve(const ReserveCommand& c) {
+  return Run("reserve", [&]() -> absl::StatusOr<ReserveOutcome> {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r;
+    try {
+      r = tx.exec_prepared("reserve", c.product_id, c.quantity, c.customer_id,
+                           c.request_id,
+                           absl::ToInt64Milliseconds(c.requested_ttl),
+                           absl::ToInt64Milliseconds(c.hold_ttl));
+    } catch (const pqxx::unique_violation&) {
+      // A concurrent call with the same request id won; ours changed nothing.
+      r = pqxx::result();
+    }
+    if (!r.empty()) {
+      const bool replayed = r[0][0].as<bool>();
+      ReservationRecord rec = ParseReservation(r[0], 1);
+      if (replayed) return Replay(c, std::move(rec));
+      return ReserveOutcome{std::move(rec), false};
+    }
+    // Nothing taken: a request id committed after our snapshot, an unknown
+    // product, or not enough stock. Each statement below sees fresh data.
+    pqxx::result prior = tx.exec_prepared("reservation_by_request",
+                                          c.request_id);
+    if (!prior.empty()) return Replay(c, ParseReservation(prior[0], 0));
+    pqxx::result p = tx.exec_prepared("product_get", c.product_id);
+    if (p.empty()) return NotFoundProduct(c.product_id);
+    ProductRecord product = ParseProduct(p[0]);
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, reason::kOutOfStock,
+        absl::StrCat("product ", c.product_id, " has ", product.available(),
+                     " units available, ", c.quantity, " requested"),
+        {{"productId", absl::StrCat(c.product_id)},
+         {"requested", absl::StrCat(c.quantity)},
+         {"available", absl::StrCat(product.available())}});
+  });
+}
+
+absl::StatusOr<ReservationRecord> ShardStore::Release(int64_t product_id,
+                                                      int64_t row_id) {
+  return Run("release", [&]() -> absl::StatusOr<ReservationRecord> {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("release", row_id, product_id);
+    if (r.empty()) return NotFoundReservation(product_id, row_id);
+    ReservationRecord rec = ParseReservation(r[0], 1);
+    if (rec.status == ReservationStatus::kPurchased) {
+      return NotPending(rec, "release");
+    }
+    return rec;  // RELEASED now, or already RELEASED / EXPIRED.
+  });
+}
+
+absl::StatusOr<ReservationRecord> ShardStore::Commit(int64_t product_id,
+                                                     int64_t row_id) {
+  return Run("commit", [&]() -> absl::StatusOr<ReservationRecord> {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("commit", row_id, product_id);
+    if (r.empty()) return NotFoundReservation(product_id, row_id);
+    ReservationRecord rec = ParseReservation(r[0], 1);
+    if (rec.status != ReservationStatus::kPurchased) {
+      return NotPending(rec, "commit");
+    }
+    return rec;  // PURCHASED now, or already PURCHASED.
+  });
+}
+
+absl::StatusOr<ReservationRecord> ShardStore::GetReservation(
+    int64_t product_id, int64_t row_id) {
+  return Run("get reservation", [&]() -> absl::StatusOr<ReservationRecord> {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("reservation_get", row_id, product_id);
+    if (r.empty()) return NotFoundReservation(product_id, row_id);
+    return ParseReservation(r[0], 0);
+  });
+}
+
+absl::StatusOr<int> ShardStore::ExpireDue(int limit) {
+  return Run("expire", [&]() -> absl::StatusOr<int> {
+    pqxx::work tx(conn_->c);
+    pqxx::result due = tx.exec_prepared("expire_pick", limit);
+    std::map<int64_t, int64_t> units_by_product;  // ascending id: lock order
+    for (const auto& row : due) {
+      units_by_product[row[0].as<int64_t>()] += row[1].as<int64_t>();
+    }
+    for (const auto& [product_id, units] : units_by_product) {
+      tx.exec_prepared("expire_give", product_id, units);
+    }
+    tx.commit();
+    return static_cast<int>(due.size());
+  });
+}
+
+}  // namespace inventory
