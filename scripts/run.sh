@@ -77,7 +77,9 @@ EOF
 # reaches only this script, which forwards it once; a background job of a
 # script would otherwise also start with SIGINT ignored.
 set -m
-"$BIN" --listen "$LISTEN" --shards "$DSNS" "${ARGS[@]}" &
+# The DSNs (with their password) go through the environment, not argv, so
+# `ps` does not show them.
+INVENTORY_SHARDS="$DSNS" "$BIN" --listen "$LISTEN" "${ARGS[@]}" &
 CHILD=$!
 set +m
 forward() { kill "-$1" "$CHILD" 2>/dev/null || true; }

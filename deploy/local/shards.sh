@@ -188,7 +188,9 @@ signal_tree() { # SIGNAL PID
 port_busy() { # PORT: true if anything uses the loopback TCP port
   local p=$1
   if command -v ss >/dev/null; then
-    [[ -n $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]
+    # Listening sockets only: connections left in TIME_WAIT after a stop do
+    # not keep postgres (SO_REUSEADDR) from binding the port again.
+    [[ -n $(ss -Htln "( sport = :$p )" 2>/dev/null) ]]
   else
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
   fi
