@@ -26,16 +26,22 @@ std::unique_ptr<grpc::ClientContext> ContextWithTimeout(
 
 google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
   google::rpc::ErrorInfo info;
-  for (const auto& any : DetailsOf(status).details()) {
-    if (any.Is<google::rpc::ErrorInfo>()) any.UnpackTo(&info);
+  const google::rpc::Status details = DetailsOf(status);
+  for (const auto& any : details.details()) {
+    if (any.type_url() == "type.googleapis.com/google.rpc.ErrorInfo") {
+      info.ParseFromString(any.value());
+    }
   }
   return info;
 }
 
 google::rpc::BadRequest BadRequestOf(const grpc::Status& status) {
   google::rpc::BadRequest bad;
-  for (const auto& any : DetailsOf(status).details()) {
-    if (any.Is<google::rpc::BadRequest>()) any.UnpackTo(&bad);
+  const google::rpc::Status details = DetailsOf(status);
+  for (const auto& any : details.details()) {
+    if (any.type_url() == "type.googleapis.com/google.rpc.BadRequest") {
+      bad.ParseFromString(any.value());
+    }
   }
   return bad;
 }
