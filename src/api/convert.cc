@@ -45,6 +45,30 @@ void ToProto(const ReservationRecord& r, inventory::v1::Reservation* out) {
   SetTime(r.create_time, out->mutable_create_time());
   SetTime(r.expire_time, out->mutable_expire_time());
   SetTime(r.update_time, out->mutable_update_time());
+  out->set_backordered_quantity(r.backordered_quantity);
+}
+
+void ToProto(const StockAdjustmentRecord& a,
+             inventory::v1::StockAdjustment* out) {
+  out->set_adjustment_id(absl::StrCat("a", a.product_id, "-", a.id));
+  out->set_product_id(a.product_id);
+  out->set_reason(static_cast<inventory::v1::StockAdjustmentReason>(a.reason));
+  out->set_total_before(a.total_before);
+  out->set_total_after(a.total_after);
+  out->set_actor(a.actor);
+  out->set_session_id(a.session_id);
+  out->set_note(a.note);
+  SetTime(a.create_time, out->mutable_create_time());
+}
+
+void ToProto(const InventoryEventRecord& e, int shard,
+             inventory::v1::InventoryEvent* out) {
+  out->set_event_id(absl::StrCat("e", shard, "-", e.id));
+  out->set_product_id(e.product_id);
+  out->set_type(static_cast<inventory::v1::InventoryEventType>(e.type));
+  out->set_available_quantity(e.available);
+  out->set_low_stock_threshold(e.low_stock_threshold);
+  SetTime(e.create_time, out->mutable_create_time());
 }
 
 std::string ProductEtag(const ProductRecord& record) {
@@ -62,6 +86,7 @@ void ToProto(const ProductRecord& p, inventory::v1::Product* out) {
   out->set_etag(ProductEtag(p));
   SetTime(p.create_time, out->mutable_create_time());
   SetTime(p.update_time, out->mutable_update_time());
+  out->set_backordered_quantity(p.backordered_quantity);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

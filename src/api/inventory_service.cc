@@ -14,18 +14,23 @@ namespace inventory {
 namespace v1 = ::inventory::v1;
 
 InventoryServiceImpl::InventoryServiceImpl(
-    Router router, std::vector<ShardExecutor*> executors, RequestLimits limits,
-    absl::Duration default_deadline)
+    Router router, std::vector<ShardExecutor*> executors,
+    ServiceOptions options)
     : router_(router),
       executors_(std::move(executors)),
-      limits_(limits),
-      default_deadline_(default_deadline) {}
+      options_(std::move(options)) {}
+
+InventoryServiceImpl::~InventoryServiceImpl() { StopWatchers(); }
 
 absl::Time InventoryServiceImpl::DeadlineOf(
     const grpc::CallbackServerContext* context) const {
-  const absl::Time fallback = absl::Now() + default_deadline_;
+  // gRPC reports "no deadline" as the far future.
   const absl::Time client = absl::FromChrono(context->deadline());
-  return client < fallback ? client : fallback;
+  const absl::Time now = absl::Now();
+  if (client - now > absl::Hours(24 * 365)) {
+    return now + options_.default_deadline;
+  }
+  return client;
 }
 
 grpc::ServerUnaryReactor* InventoryServiceImpl::ReserveItem(

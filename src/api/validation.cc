@@ -187,4 +187,109 @@ absl::StatusOr<std::vector<int64_t>> ValidateAvailability(
   return ids;
 }
 
+absl::StatusOr<AdjustStockCommand> ValidateAdjustStock(
+    const inventory::v1::AdjustStockRequest& request, std::string actor,
+    absl::Duration session_window, const RequestLimits& limits) {
+  std::vector<FieldViolation> bad;
+  CheckProductId(request.product_id(), &bad);
+  AdjustStockCommand c;
+  switch (request.change_case()) {
+    case inventory::v1::AdjustStockRequest::kDelta:
+      if (request.delta() == 0 || request.delta() > limits.max_total_quantity ||
+          request.delta() < -limits.max_total_quantity) {
+        bad.push_back({"delta", absl::StrCat("must be non-zero and at most ",
+                                             limits.max_total_quantity,
+                                             " in size")});
+      }
+      c.delta = request.delta();
+      break;
+    case inventory::v1::AdjustStockRequest::kNewTotal:
+      if (request.new_total() < 0 ||
+          request.new_total() > limits.max_total_quantity) {
+        bad.push_back({"new_total", absl::StrCat("must be between 0 and ",
+                                                 limits.max_total_quantity)});
+      }
+      c.new_total = request.new_total();
+      break;
+    default:
+      bad.push_back({"change", "set exactly one of delta or new_total"});
+  }
+  if (request.reason() < inventory::v1::STOCK_ADJUSTMENT_REASON_RESTOCK ||
+      request.reason() > inventory::v1::STOCK_ADJUSTMENT_REASON_OTHER) {
+    bad.push_back({"reason", "is required: RESTOCK, RETURN, DAMAGE, "
+                             "CORRECTION, SHRINKAGE or OTHER"});
+  }
+  if (request.etag().size() > 64) {
+    bad.push_back({"etag", "is not an etag this service issued"});
+  }
+  if (request.session_id().size() > 128) {
+    bad.push_back({"session_id", "must be at most 128 bytes"});
+  }
+  if (request.note().size() > 512) {
+    bad.push_back({"note", "must be at most 512 bytes"});
+  }
+  if (!bad.empty()) return InvalidArgumentError(std::move(bad));
+  c.product_id = request.product_id();
+  c.reason = request.reason();
+  c.etag = request.etag();
+  c.session_id = request.session_id();
+  c.actor = std::move(actor);
+  c.note = request.note();
+  c.session_window = session_window;
+  return c;
+}
+
+absl::StatusOr<ProductUpdate> ValidateUpdateProduct(
+    const inventory::v1::UpdateProductRequest& request,
+    const RequestLimits& limits) {
+  std::vector<FieldViolation> bad;
+  const auto& p = request.product();
+  CheckProductId(p.product_id(), &bad, "product.product_id");
+  ProductUpdate u;
+  if (request.update_mask().paths_size() == 0) {
+    bad.push_back({"update_mask",
+                   "name the fields to change: stock_policy, "
+                   "low_stock_threshold"});
+  }
+  for (const std::string& path : request.update_mask().paths()) {
+    if (path == "stock_policy") {
+      if (p.stock_policy() == inventory::v1::STOCK_POLICY_STRICT) {
+        u.stock_policy = StockPolicy::kStrict;
+      } else if (p.stock_policy() == inventory::v1::STOCK_POLICY_BACKORDER) {
+        u.stock_policy = StockPolicy::kBackorder;
+      } else {
+        bad.push_back({"product.stock_policy",
+                       "must be STOCK_POLICY_STRICT or STOCK_POLICY_BACKORDER"});
+      }
+    } else if (path == "low_stock_threshold") {
+      if (p.low_stock_threshold() < 0 ||
+          p.low_stock_threshold() > limits.max_total_quantity) {
+        bad.push_back({"product.low_stock_threshold",
+                       absl::StrCat("must be between 0 and ",
+                                    limits.max_total_quantity)});
+      }
+      u.low_stock_threshold = p.low_stock_threshold();
+    } else {
+      bad.push_back({"update_mask",
+                     absl::StrCat("'", path.substr(0, 64),
+                                  "' cannot be updated here; use AdjustStock "
+                                  "for quantities")});
+    }
+  }
+  if (!bad.empty()) return InvalidArgumentError(std::move(bad));
+  u.product_id = p.product_id();
+  u.etag = p.etag();
+  return u;
+}
+
+absl::StatusOr<int> ValidatePageSize(int32_t page_size) {
+  if (page_size == 0) return 50;
+  if (page_size < 0 || page_size > 1000) {
+    return InvalidArgumentError(
+        {{"page_size", absl::StrCat("must be between 0 and 1000, got ",
+                                    page_size)}});
+  }
+  return page_size;
+}
+
 }  // namespace inventory

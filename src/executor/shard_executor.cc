@@ -106,12 +106,15 @@ void ShardExecutor::WorkerLoop(int worker) {
 void ShardExecutor::DeadlineLoop() {
   while (true) {
     std::vector<std::shared_ptr<Call>> expired;
+    // A shard found unreachable (down or hung) answers everything waiting
+    // for it now rather than at each call's deadline.
+    const bool unreachable = !health_->Reachable(absl::Now());
     {
       absl::MutexLock lock(&mu_);
       if (stopping_ && live_workers_ == 0) return;
       const absl::Time limit = absl::Now() + kDeadlineMargin;
       for (auto it = queue_.begin(); it != queue_.end();) {
-        if ((*it)->deadline() <= limit || (*it)->answered()) {
+        if (unreachable || (*it)->deadline() <= limit || (*it)->answered()) {
           expired.push_back(std::move(*it));
           it = queue_.erase(it);
         } else {
@@ -119,7 +122,8 @@ void ShardExecutor::DeadlineLoop() {
         }
       }
       for (const auto& c : running_) {
-        if (c != nullptr && c->deadline() <= limit && !c->answered()) {
+        if (c != nullptr && !c->answered() &&
+            (unreachable || c->deadline() <= limit)) {
           expired.push_back(c);
         }
       }

@@ -38,6 +38,9 @@ ABSL_FLAG(int, sweep_batch, 500, "holds expired per shard per sweep");
 ABSL_FLAG(absl::Duration, statement_timeout, absl::Seconds(5),
           "server-side bound of one SQL statement");
 ABSL_FLAG(int, max_message_bytes, 1 << 20, "largest request accepted");
+ABSL_FLAG(absl::Duration, etag_session_window, absl::Seconds(5),
+          "AdjustStock: an operator session's own edits this close together "
+          "skip the etag check");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (for --listen :0)");
 
@@ -51,7 +54,7 @@ bool ApplyEnvironment() {
       "default_hold_ttl", "max_quantity",    "default_deadline",
       "drain_timeout",   "shard_connections", "sweep_interval",
       "sweep_batch",     "statement_timeout", "max_message_bytes",
-      "port_file"};
+      "port_file",       "etag_session_window"};
   for (const char* name : names) {
     std::string var = absl::StrCat("INVENTORY_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(var.c_str());
@@ -93,9 +96,11 @@ int main(int argc, char** argv) {
   inventory::AppConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
   config.shards = *std::move(dsns);
-  config.limits.default_hold_ttl = absl::GetFlag(FLAGS_default_hold_ttl);
-  config.limits.max_quantity = absl::GetFlag(FLAGS_max_quantity);
-  config.default_deadline = absl::GetFlag(FLAGS_default_deadline);
+  config.service.limits.default_hold_ttl =
+      absl::GetFlag(FLAGS_default_hold_ttl);
+  config.service.limits.max_quantity = absl::GetFlag(FLAGS_max_quantity);
+  config.service.default_deadline = absl::GetFlag(FLAGS_default_deadline);
+  config.service.session_window = absl::GetFlag(FLAGS_etag_session_window);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   config.executor.connections = absl::GetFlag(FLAGS_shard_connections);
   config.sweeper.interval = absl::GetFlag(FLAGS_sweep_interval);
@@ -103,11 +108,13 @@ int main(int argc, char** argv) {
   config.store.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
   config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   config.port_file = absl::GetFlag(FLAGS_port_file);
-  if (config.limits.default_hold_ttl < config.limits.min_hold_ttl ||
-      config.limits.default_hold_ttl > config.limits.max_hold_ttl ||
-      config.limits.max_quantity < 1 || config.executor.connections < 1 ||
+  const inventory::RequestLimits& limits = config.service.limits;
+  if (limits.default_hold_ttl < limits.min_hold_ttl ||
+      limits.default_hold_ttl > limits.max_hold_ttl ||
+      limits.max_quantity < 1 || config.executor.connections < 1 ||
       config.sweeper.batch < 1 ||
-      config.default_deadline <= absl::ZeroDuration()) {
+      config.service.default_deadline <= absl::ZeroDuration() ||
+      config.service.session_window < absl::ZeroDuration()) {
     std::cerr << "inventoryd: --default_hold_ttl must be 1s..24h, and "
                  "--max_quantity, --shard_connections, --sweep_batch and "
                  "--default_deadline must be positive\n";

@@ -75,8 +75,10 @@ absl::Status App::Start() {
   sweeper_ = std::make_unique<ExpirySweeper>(executors, config_.sweeper);
   sweeper_->Start();
 
-  service_ = std::make_unique<InventoryServiceImpl>(
-      Router(n), executors, config_.limits, config_.default_deadline);
+  service_ = std::make_unique<InventoryServiceImpl>(Router(n), executors,
+                                                    config_.service);
+  admin_ = std::make_unique<AdminServiceImpl>(
+      executors, config_.service.default_deadline);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -84,6 +86,7 @@ absl::Status App::Start() {
   builder.AddListeningPort(config_.listen, grpc::InsecureServerCredentials(),
                            &port_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(admin_.get());
   builder.SetMaxReceiveMessageSize(config_.max_message_bytes);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
@@ -133,6 +136,8 @@ bool App::Shutdown() {
   if (server_ != nullptr) {
     // Health first, so load balancers stop sending; then drain.
     server_->GetHealthCheckService()->Shutdown();
+    // Event streams never end by themselves: end them first.
+    service_->StopWatchers();
     spdlog::info("draining in-flight calls (up to {})",
                  absl::FormatDuration(config_.drain_timeout));
     server_->Shutdown(absl::ToChronoTime(deadline));

@@ -23,13 +23,20 @@ constexpr int64_t kBootstrapLockKey = 0x1a7e4e0001;
 #define RES_COLS                                                       \
   "id, product_id, quantity, status, customer_id, request_id, "        \
   "requested_ttl_ms, inv_us(create_time) AS create_us, "               \
-  "inv_us(expire_time) AS expire_us, inv_us(update_time) AS update_us"
-constexpr int kResColCount = 10;
+  "inv_us(expire_time) AS expire_us, inv_us(update_time) AS update_us, " \
+  "backordered_quantity"
+// The same columns of a row an UPDATE ... FROM just changed.
+#define CHANGED_RES_COLS                                                   \
+  "reservations.id, reservations.product_id, reservations.quantity, "     \
+  "reservations.status, reservations.customer_id, reservations.request_id, " \
+  "reservations.requested_ttl_ms, inv_us(reservations.create_time), "     \
+  "inv_us(reservations.expire_time), inv_us(reservations.update_time), "  \
+  "reservations.backordered_quantity"
 
 #define PRODUCT_COLS                                                    \
   "product_id, total_quantity, reserved_quantity, purchased_quantity, " \
   "stock_policy, low_stock_threshold, version, inv_us(create_time), "   \
-  "inv_us(update_time)"
+  "inv_us(update_time), backordered_quantity"
 
 // Every statement the service runs, prepared once per connection.
 struct Statement {
@@ -59,16 +66,23 @@ const Statement kStatements[] = {
      "  SELECT " RES_COLS " FROM reservations WHERE request_id = $4"
      "), take AS ("
      "  UPDATE products SET reserved_quantity = reserved_quantity + $2,"
+     "    backordered_quantity = backordered_quantity + CASE"
+     "      WHEN stock_policy = 2 THEN least($2, greatest(0,"
+     "        reserved_quantity + $2 + purchased_quantity - total_quantity))"
+     "      ELSE 0 END,"
      "    version = version + 1, update_time = now()"
      "  WHERE product_id = $1 AND NOT EXISTS (SELECT 1 FROM prior)"
      "    AND (stock_policy <> 1"
      "         OR total_quantity - reserved_quantity - purchased_quantity >= $2)"
-     "  RETURNING product_id"
+     "  RETURNING product_id, CASE WHEN stock_policy = 2 THEN least($2,"
+     "    greatest(0, reserved_quantity + purchased_quantity - total_quantity))"
+     "    ELSE 0 END AS backordered"
      "), made AS ("
      "  INSERT INTO reservations (product_id, quantity, status, customer_id,"
-     "    request_id, requested_ttl_ms, expire_time)"
+     "    request_id, requested_ttl_ms, expire_time, backordered_quantity)"
      "  SELECT product_id, $2, 1, $3, $4, $5,"
-     "    now() + make_interval(secs => $6::double precision / 1000)"
+     "    now() + make_interval(secs => $6::double precision / 1000),"
+     "    backordered"
      "  FROM take RETURNING " RES_COLS
      ") SELECT false, * FROM made UNION ALL SELECT true, * FROM prior"},
     {"reservation_by_request",
@@ -84,14 +98,12 @@ const Statement kStatements[] = {
      "), changed AS ("
      "  UPDATE reservations SET status = 3, update_time = now() FROM r"
      "  WHERE reservations.id = r.id AND r.status = 1"
-     "  RETURNING reservations.id, reservations.product_id,"
-     "    reservations.quantity, reservations.status,"
-     "    reservations.customer_id, reservations.request_id,"
-     "    reservations.requested_ttl_ms, inv_us(reservations.create_time),"
-     "    inv_us(reservations.expire_time), inv_us(reservations.update_time)"
+     "  RETURNING " CHANGED_RES_COLS
      "), give AS ("
      "  UPDATE products p SET"
      "    reserved_quantity = p.reserved_quantity - changed.quantity,"
+     "    backordered_quantity ="
+     "      p.backordered_quantity - changed.backordered_quantity,"
      "    version = p.version + 1, update_time = now()"
      "  FROM changed WHERE p.product_id = changed.product_id"
      "  RETURNING p.product_id"
@@ -108,22 +120,22 @@ const Statement kStatements[] = {
      "  UPDATE reservations SET"
      "    status = CASE WHEN r.expired THEN 4 ELSE 2 END, update_time = now()"
      "  FROM r WHERE reservations.id = r.id AND r.status = 1"
-     "  RETURNING reservations.id, reservations.product_id,"
-     "    reservations.quantity, reservations.status,"
-     "    reservations.customer_id, reservations.request_id,"
-     "    reservations.requested_ttl_ms, inv_us(reservations.create_time),"
-     "    inv_us(reservations.expire_time), inv_us(reservations.update_time)"
+     "  RETURNING " CHANGED_RES_COLS
      "), take AS ("
      "  UPDATE products p SET"
      "    reserved_quantity = p.reserved_quantity - changed.quantity,"
      "    purchased_quantity = p.purchased_quantity"
      "      + CASE WHEN changed.status = 2 THEN changed.quantity ELSE 0 END,"
+     "    backordered_quantity = p.backordered_quantity"
+     "      - CASE WHEN changed.status = 2 THEN 0"
+     "        ELSE changed.backordered_quantity END,"
      "    version = p.version + 1, update_time = now()"
      "  FROM changed WHERE p.product_id = changed.product_id"
      "  RETURNING p.product_id"
      ") SELECT true, * FROM changed"
      "  UNION ALL SELECT false, id, product_id, quantity, status, customer_id,"
-     "    request_id, requested_ttl_ms, create_us, expire_us, update_us FROM r"
+     "    request_id, requested_ttl_ms, create_us, expire_us, update_us,"
+     "    backordered_quantity FROM r"
      "  WHERE NOT EXISTS (SELECT 1 FROM changed)"},
     // Sweeper, step 1: claim due holds no other sweeper holds, expire them.
     {"expire_pick",
@@ -131,12 +143,50 @@ const Statement kStatements[] = {
      "  SELECT id FROM reservations WHERE status = 1 AND expire_time <= now()"
      "  ORDER BY expire_time LIMIT $1 FOR UPDATE SKIP LOCKED"
      ") UPDATE reservations r SET status = 4, update_time = now() FROM due"
-     "  WHERE r.id = due.id RETURNING r.product_id, r.quantity"},
-    // Sweeper, step 2: units back, product by product in ascending id order
-    // (a fixed lock order, so concurrent sweepers cannot deadlock).
+     "  WHERE r.id = due.id"
+     "  RETURNING r.product_id, r.quantity, r.backordered_quantity"},
+    // Sweeper, step 2: lock the products concerned in ascending id order
+    // before changing any (a fixed lock order: products, then the event
+    // sequence their triggers take; so sweepers and single-product
+    // statements cannot deadlock).
+    {"expire_lock",
+     "SELECT product_id FROM products WHERE product_id = ANY($1::bigint[])"
+     "  ORDER BY product_id FOR NO KEY UPDATE"},
+    // Sweeper, step 3: units back.
     {"expire_give",
      "UPDATE products SET reserved_quantity = reserved_quantity - $2,"
+     "  backordered_quantity = backordered_quantity - $3,"
      "  version = version + 1, update_time = now() WHERE product_id = $1"},
+    // Stock administration.
+    {"adjust_lock",
+     "SELECT " PRODUCT_COLS ", last_session_id,"
+     "  coalesce(last_session_time > now() - make_interval(secs => $2::double"
+     "    precision / 1000), false)"
+     " FROM products WHERE product_id = $1 FOR UPDATE"},
+    {"adjust_set_total",
+     "UPDATE products SET total_quantity = $2, version = version + 1,"
+     "  update_time = now(), last_session_id = nullif($3, ''),"
+     "  last_session_time = now() WHERE product_id = $1"},
+    {"adjust_audit",
+     "INSERT INTO stock_adjustments (product_id, reason, total_before,"
+     "  total_after, actor, session_id, note) VALUES ($1,$2,$3,$4,$5,$6,$7)"},
+    {"update_product",
+     "UPDATE products SET stock_policy = $2, low_stock_threshold = $3,"
+     "  version = version + 1, update_time = now() WHERE product_id = $1"},
+    {"list_reservations",
+     "SELECT " RES_COLS " FROM reservations"
+     " WHERE ($1::bigint = 0 OR product_id = $1)"
+     "   AND ($2::smallint = 0 OR status = $2) AND id > $3"
+     " ORDER BY id LIMIT $4"},
+    {"list_adjustments",
+     "SELECT id, product_id, reason, total_before, total_after, actor,"
+     "  session_id, note, inv_us(create_time) FROM stock_adjustments"
+     " WHERE ($1::bigint = 0 OR product_id = $1) AND id > $2"
+     " ORDER BY id LIMIT $3"},
+    {"read_events",
+     "SELECT id, product_id, event_type, available_quantity,"
+     "  low_stock_threshold, inv_us(create_time) FROM inventory_events"
+     " WHERE id > $1 ORDER BY id LIMIT $2"},
 };
 
 ReservationRecord ParseReservation(const pqxx::row& row, int first) {
@@ -151,6 +201,7 @@ ReservationRecord ParseReservation(const pqxx::row& row, int first) {
   r.create_time = absl::FromUnixMicros(row[first + 7].as<int64_t>());
   r.expire_time = absl::FromUnixMicros(row[first + 8].as<int64_t>());
   r.update_time = absl::FromUnixMicros(row[first + 9].as<int64_t>());
+  r.backordered_quantity = row[first + 10].as<int64_t>();
   return r;
 }
 
@@ -165,6 +216,7 @@ ProductRecord ParseProduct(const pqxx::row& row) {
   p.version = row[6].as<int64_t>();
   p.create_time = absl::FromUnixMicros(row[7].as<int64_t>());
   p.update_time = absl::FromUnixMicros(row[8].as<int64_t>());
+  p.backordered_quantity = row[9].as<int64_t>();
   return p;
 }
 
@@ -269,6 +321,9 @@ absl::Status ShardStore::EnsureConnected() {
         "; SET lock_timeout = ",
         absl::ToInt64Milliseconds(options_.lock_timeout),
         "; SET idle_in_transaction_session_timeout = 60000"
+        // The reservation decision relies on READ COMMITTED's re-check of
+        // the row a blocked UPDATE waited for: never inherit another level.
+        "; SET default_transaction_isolation = 'read committed'"
         "; SET application_name = ",
         setup.quote(options_.application_name)));
     setup.commit();
@@ -301,6 +356,12 @@ absl::Status ShardStore::Translate(const char* what, const std::exception& e) {
         "connection lost while committing; the outcome is unknown, retry "
         "with the same request_id");
   }
+  if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) {
+    // Serialisation failure or deadlock, still there after our retries.
+    return MakeError(absl::StatusCode::kAborted, reason::kConcurrentUpdate,
+                     "the change collided with concurrent ones; retry",
+                     {{"shard", absl::StrCat(shard_index_)}});
+  }
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     const std::string state = sql->sqlstate();
     if (state == "57014") {  // query_canceled: statement_timeout
@@ -311,7 +372,7 @@ absl::Status ShardStore::Translate(const char* what, const std::exception& e) {
                        {{"shard", absl::StrCat(shard_index_)}});
     }
     if (state == "55P03" || state == "40001" || state == "40P01") {
-      return MakeError(absl::StatusCode::kAborted, "CONCURRENT_UPDATE",
+      return MakeError(absl::StatusCode::kAborted, reason::kConcurrentUpdate,
                        "the change collided with a concurrent one; retry",
                        {{"shard", absl::StrCat(shard_index_)}});
     }
@@ -572,15 +633,222 @@ absl::StatusOr<int> ShardStore::ExpireDue(int limit) {
   return Run("expire", [&]() -> absl::StatusOr<int> {
     pqxx::work tx(conn_->c);
     pqxx::result due = tx.exec_prepared("expire_pick", limit);
-    std::map<int64_t, int64_t> units_by_product;  // ascending id: lock order
+    // product -> (units, backordered units); ascending id: the lock order.
+    std::map<int64_t, std::pair<int64_t, int64_t>> by_product;
     for (const auto& row : due) {
-      units_by_product[row[0].as<int64_t>()] += row[1].as<int64_t>();
+      auto& [units, backordered] = by_product[row[0].as<int64_t>()];
+      units += row[1].as<int64_t>();
+      backordered += row[2].as<int64_t>();
     }
-    for (const auto& [product_id, units] : units_by_product) {
-      tx.exec_prepared("expire_give", product_id, units);
+    if (by_product.size() > 1) {
+      std::vector<int64_t> ids;
+      for (const auto& entry : by_product) ids.push_back(entry.first);
+      tx.exec_prepared("expire_lock",
+                       absl::StrCat("{", absl::StrJoin(ids, ","), "}"));
+    }
+    for (const auto& [product_id, units] : by_product) {
+      tx.exec_prepared("expire_give", product_id, units.first, units.second);
     }
     tx.commit();
     return static_cast<int>(due.size());
+  });
+}
+
+namespace {
+
+absl::Status EtagMismatch(const ProductRecord& p, absl::string_view given) {
+  return MakeError(
+      absl::StatusCode::kAborted, reason::kEtagMismatch,
+      absl::StrCat("product ", p.product_id, " changed since etag '", given,
+                   "' was read; read it again and retry"),
+      {{"productId", absl::StrCat(p.product_id)},
+       {"currentEtag", absl::StrCat(p.version)}});
+}
+
+absl::Status BelowCommitted(const ProductRecord& p, int64_t total,
+                            absl::string_view why) {
+  return MakeError(
+      absl::StatusCode::kFailedPrecondition, reason::kStockBelowCommitted,
+      absl::StrCat("product ", p.product_id, ": ", why),
+      {{"productId", absl::StrCat(p.product_id)},
+       {"requestedTotal", absl::StrCat(total)},
+       {"committed",
+        absl::StrCat(p.reserved_quantity + p.purchased_quantity)}});
+}
+
+}  // namespace
+
+absl::StatusOr<ProductRecord> ShardStore::AdjustStock(
+    const AdjustStockCommand& c) {
+  return Run("adjust stock", [&]() -> absl::StatusOr<ProductRecord> {
+    pqxx::work tx(conn_->c);
+    pqxx::result r = tx.exec_prepared(
+        "adjust_lock", c.product_id,
+        absl::ToInt64Milliseconds(c.session_window));
+    if (r.empty()) return NotFoundProduct(c.product_id);
+    ProductRecord p = ParseProduct(r[0]);
+    const std::string last_session =
+        r[0][10].is_null() ? "" : r[0][10].as<std::string>();
+    const bool in_window = r[0][11].as<bool>();
+    // The etag check, skipped for the session's own quick successive edits.
+    const bool own_recent_edit = !c.session_id.empty() &&
+                                 c.session_id == last_session && in_window;
+    if (!c.etag.empty() && c.etag != absl::StrCat(p.version) &&
+        !own_recent_edit) {
+      return EtagMismatch(p, c.etag);
+    }
+    const int64_t total =
+        c.delta.has_value() ? p.total_quantity + *c.delta : *c.new_total;
+    if (total < 0) {
+      return BelowCommitted(p, total, "the total would fall below zero");
+    }
+    if (p.stock_policy == StockPolicy::kStrict &&
+        total < p.reserved_quantity + p.purchased_quantity) {
+      return BelowCommitted(
+          p, total,
+          absl::StrCat("a total of ", total, " is below the ",
+                       p.reserved_quantity + p.purchased_quantity,
+                       " units already held or sold"));
+    }
+    tx.exec_prepared("adjust_set_total", c.product_id, total, c.session_id);
+    tx.exec_prepared("adjust_audit", c.product_id, c.reason, p.total_quantity,
+                     total, c.actor, c.session_id, c.note);
+    // Read back: the triggers may have filled backorders.
+    ProductRecord after =
+        ParseProduct(tx.exec_prepared1("product_get", c.product_id));
+    tx.commit();
+    return after;
+  });
+}
+
+absl::StatusOr<ProductRecord> ShardStore::UpdateProduct(
+    const ProductUpdate& u) {
+  return Run("update product", [&]() -> absl::StatusOr<ProductRecord> {
+    pqxx::work tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("adjust_lock", u.product_id, 0);
+    if (r.empty()) return NotFoundProduct(u.product_id);
+    ProductRecord p = ParseProduct(r[0]);
+    if (!u.etag.empty() && u.etag != absl::StrCat(p.version)) {
+      return EtagMismatch(p, u.etag);
+    }
+    const StockPolicy policy = u.stock_policy.value_or(p.stock_policy);
+    const int64_t threshold =
+        u.low_stock_threshold.value_or(p.low_stock_threshold);
+    if (policy == StockPolicy::kStrict &&
+        (p.reserved_quantity + p.purchased_quantity > p.total_quantity ||
+         p.backordered_quantity > 0)) {
+      return BelowCommitted(p, p.total_quantity,
+                            "cannot become STRICT while units are "
+                            "backordered; restock first");
+    }
+    tx.exec_prepared("update_product", u.product_id,
+                     static_cast<int>(policy), threshold);
+    ProductRecord after =
+        ParseProduct(tx.exec_prepared1("product_get", u.product_id));
+    tx.commit();
+    return after;
+  });
+}
+
+absl::StatusOr<std::vector<ReservationRecord>> ShardStore::ListReservations(
+    const ReservationFilter& filter, int64_t after_id, int limit) {
+  return Run("list reservations",
+             [&]() -> absl::StatusOr<std::vector<ReservationRecord>> {
+               pqxx::nontransaction tx(conn_->c);
+               std::vector<ReservationRecord> out;
+               for (const auto& row :
+                    tx.exec_prepared("list_reservations", filter.product_id,
+                                     filter.status, after_id, limit)) {
+                 out.push_back(ParseReservation(row, 0));
+               }
+               return out;
+             });
+}
+
+absl::StatusOr<std::vector<StockAdjustmentRecord>>
+ShardStore::ListStockAdjustments(int64_t product_id, int64_t after_id,
+                                 int limit) {
+  return Run("list adjustments",
+             [&]() -> absl::StatusOr<std::vector<StockAdjustmentRecord>> {
+               pqxx::nontransaction tx(conn_->c);
+               std::vector<StockAdjustmentRecord> out;
+               for (const auto& row : tx.exec_prepared(
+                        "list_adjustments", product_id, after_id, limit)) {
+                 StockAdjustmentRecord a;
+                 a.id = row[0].as<int64_t>();
+                 a.product_id = row[1].as<int64_t>();
+                 a.reason = row[2].as<int>();
+                 a.total_before = row[3].as<int64_t>();
+                 a.total_after = row[4].as<int64_t>();
+                 a.actor = row[5].as<std::string>();
+                 a.session_id = row[6].as<std::string>();
+                 a.note = row[7].as<std::string>();
+                 a.create_time = absl::FromUnixMicros(row[8].as<int64_t>());
+                 out.push_back(std::move(a));
+               }
+               return out;
+             });
+}
+
+absl::StatusOr<std::vector<InventoryEventRecord>> ShardStore::ReadEvents(
+    int64_t after_id, int limit) {
+  return Run("read events",
+             [&]() -> absl::StatusOr<std::vector<InventoryEventRecord>> {
+               pqxx::nontransaction tx(conn_->c);
+               std::vector<InventoryEventRecord> out;
+               for (const auto& row :
+                    tx.exec_prepared("read_events", after_id, limit)) {
+                 InventoryEventRecord e;
+                 e.id = row[0].as<int64_t>();
+                 e.product_id = row[1].as<int64_t>();
+                 e.type = row[2].as<int>();
+                 e.available = row[3].as<int64_t>();
+                 e.low_stock_threshold = row[4].as<int64_t>();
+                 e.create_time = absl::FromUnixMicros(row[5].as<int64_t>());
+                 out.push_back(e);
+               }
+               return out;
+             });
+}
+
+absl::StatusOr<ShardVerification> ShardStore::VerifyCounters() {
+  return Run("verify", [&]() -> absl::StatusOr<ShardVerification> {
+    pqxx::work tx(conn_->c);
+    // A full scan: give it more than the hot-path statement timeout.
+    tx.exec("SET LOCAL statement_timeout = '120s'");
+    ShardVerification v;
+    v.products_checked =
+        tx.exec1("SELECT count(*) FROM products")[0].as<int64_t>();
+    pqxx::result r = tx.exec(
+        "SELECT p.product_id,"
+        "  p.reserved_quantity, coalesce(s.pending, 0),"
+        "  p.purchased_quantity, coalesce(s.purchased, 0),"
+        "  p.backordered_quantity, coalesce(s.backordered, 0)"
+        " FROM products p LEFT JOIN ("
+        "  SELECT product_id,"
+        "    sum(quantity) FILTER (WHERE status = 1) AS pending,"
+        "    sum(quantity) FILTER (WHERE status = 2) AS purchased,"
+        "    sum(backordered_quantity) FILTER (WHERE status IN (1, 2))"
+        "      AS backordered"
+        "  FROM reservations GROUP BY product_id) s USING (product_id)"
+        " WHERE p.reserved_quantity <> coalesce(s.pending, 0)"
+        "    OR p.purchased_quantity <> coalesce(s.purchased, 0)"
+        "    OR p.backordered_quantity <> coalesce(s.backordered, 0)"
+        " ORDER BY p.product_id");
+    const char* fields[] = {"reserved_quantity", "purchased_quantity",
+                            "backordered_quantity"};
+    for (const auto& row : r) {
+      for (int f = 0; f < 3; ++f) {
+        int64_t recorded = row[1 + 2 * f].as<int64_t>();
+        int64_t computed = row[2 + 2 * f].as<int64_t>();
+        if (recorded != computed) {
+          v.drifts.push_back(
+              {row[0].as<int64_t>(), fields[f], recorded, computed});
+        }
+      }
+    }
+    tx.commit();
+    return v;
   });
 }
 

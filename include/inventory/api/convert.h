@@ -13,6 +13,11 @@ namespace inventory {
 
 void ToProto(const ReservationRecord& record, inventory::v1::Reservation* out);
 void ToProto(const ProductRecord& record, inventory::v1::Product* out);
+void ToProto(const StockAdjustmentRecord& record,
+             inventory::v1::StockAdjustment* out);
+// `shard` makes the event id unique across shards.
+void ToProto(const InventoryEventRecord& record, int shard,
+             inventory::v1::InventoryEvent* out);
 
 // The product's etag (AIP-154): changes whenever any counter changes.
 std::string ProductEtag(const ProductRecord& record);

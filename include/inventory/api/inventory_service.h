@@ -4,8 +4,12 @@
 #ifndef INVENTORY_API_INVENTORY_SERVICE_H_
 #define INVENTORY_API_INVENTORY_SERVICE_H_
 
+#include <atomic>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "inventory/api/validation.h"
 #include "inventory/executor/shard_executor.h"
@@ -14,13 +18,31 @@
 
 namespace inventory {
 
+// Settings of the API edge.
+struct ServiceOptions {
+  RequestLimits limits;
+  // Deadline of a call whose client sets none (and the cap of longer ones).
+  absl::Duration default_deadline = absl::Seconds(5);
+  // AdjustStock: a session's own edits this close together skip the etag.
+  absl::Duration session_window = absl::Seconds(5);
+  // WatchInventoryEvents: how often each shard's outbox is read.
+  absl::Duration event_poll_interval = absl::Milliseconds(200);
+};
+
+class EventWatch;
+
 // gRPC callback service for InventoryService.
 class InventoryServiceImpl final
     : public inventory::v1::InventoryService::CallbackService {
  public:
   // `executors[i]` runs shard i; they must outlive the service.
   InventoryServiceImpl(Router router, std::vector<ShardExecutor*> executors,
-                       RequestLimits limits, absl::Duration default_deadline);
+                       ServiceOptions options);
+  ~InventoryServiceImpl() override;
+
+  // Ends every open WatchInventoryEvents stream (at shutdown) and waits for
+  // them to finish.
+  void StopWatchers();
 
   grpc::ServerUnaryReactor* ReserveItem(
       grpc::CallbackServerContext* context,
@@ -50,6 +72,29 @@ class InventoryServiceImpl final
       grpc::CallbackServerContext* context,
       const inventory::v1::GetAvailabilityRequest* request,
       inventory::v1::GetAvailabilityResponse* response) override;
+  grpc::ServerUnaryReactor* AdjustStock(
+      grpc::CallbackServerContext* context,
+      const inventory::v1::AdjustStockRequest* request,
+      inventory::v1::Product* response) override;
+  grpc::ServerUnaryReactor* UpdateProduct(
+      grpc::CallbackServerContext* context,
+      const inventory::v1::UpdateProductRequest* request,
+      inventory::v1::Product* response) override;
+  grpc::ServerUnaryReactor* ListReservations(
+      grpc::CallbackServerContext* context,
+      const inventory::v1::ListReservationsRequest* request,
+      inventory::v1::ListReservationsResponse* response) override;
+  grpc::ServerUnaryReactor* ListStockAdjustments(
+      grpc::CallbackServerContext* context,
+      const inventory::v1::ListStockAdjustmentsRequest* request,
+      inventory::v1::ListStockAdjustmentsResponse* response) override;
+  grpc::ServerWriteReactor<inventory::v1::WatchInventoryEventsResponse>*
+  WatchInventoryEvents(
+      grpc::CallbackServerContext* context,
+      const inventory::v1::WatchInventoryEventsRequest* request) override;
+
+  // Called by a watch when it is done (it is deleted right after).
+  void WatchDone(EventWatch* watch);
 
  private:
   // The call's deadline, or now + the default when the client set none.
@@ -57,9 +102,17 @@ class InventoryServiceImpl final
 
   const Router router_;
   const std::vector<ShardExecutor*> executors_;
-  const RequestLimits limits_;
-  const absl::Duration default_deadline_;
+  const ServiceOptions options_;
+  const RequestLimits& limits_ = options_.limits;
+
+  absl::Mutex watches_mu_;
+  absl::flat_hash_set<EventWatch*> watches_ ABSL_GUARDED_BY(watches_mu_);
+  bool stopping_ ABSL_GUARDED_BY(watches_mu_) = false;
 };
+
+// The caller identity for the audit trail: the `inventory-actor` request
+// metadata if set (printable, at most 128 bytes), else the peer address.
+std::string CallerIdentity(const grpc::CallbackServerContext* context);
 
 }  // namespace inventory
 

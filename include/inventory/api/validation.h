@@ -44,6 +44,20 @@ absl::StatusOr<std::vector<int64_t>> ValidateAvailability(
     const inventory::v1::GetAvailabilityRequest& request,
     const RequestLimits& limits);
 
+// AdjustStock: exactly one of delta / new_total, a reason, bounded strings.
+// `actor` comes from the request metadata.
+absl::StatusOr<AdjustStockCommand> ValidateAdjustStock(
+    const inventory::v1::AdjustStockRequest& request, std::string actor,
+    absl::Duration session_window, const RequestLimits& limits);
+
+// UpdateProduct: a field mask of "stock_policy" and/or "low_stock_threshold".
+absl::StatusOr<ProductUpdate> ValidateUpdateProduct(
+    const inventory::v1::UpdateProductRequest& request,
+    const RequestLimits& limits);
+
+// A page size: 0 -> 50; 1..1000; anything else INVALID_ARGUMENT.
+absl::StatusOr<int> ValidatePageSize(int32_t page_size);
+
 }  // namespace inventory
 
 #endif  // INVENTORY_API_VALIDATION_H_

@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "inventory/api/admin_service.h"
 #include "inventory/api/inventory_service.h"
 #include "inventory/api/validation.h"
 #include "inventory/executor/shard_executor.h"
@@ -28,8 +29,7 @@ namespace inventory {
 struct AppConfig {
   std::string listen = "127.0.0.1:50051";
   std::vector<Dsn> shards;
-  RequestLimits limits;
-  absl::Duration default_deadline = absl::Seconds(5);
+  ServiceOptions service;
   absl::Duration drain_timeout = absl::Seconds(10);
   absl::Duration probe_interval = absl::Seconds(1);
   ExpirySweeper::Options sweeper;
@@ -74,6 +74,7 @@ class App {
   std::vector<std::unique_ptr<ShardExecutor>> executors_;
   std::unique_ptr<ExpirySweeper> sweeper_;
   std::unique_ptr<InventoryServiceImpl> service_;
+  std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::thread readiness_thread_;

@@ -4,7 +4,9 @@
 #define INVENTORY_STORE_MODEL_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -33,6 +35,7 @@ struct ProductRecord {
   StockPolicy stock_policy = StockPolicy::kStrict;
   int64_t low_stock_threshold = 0;
   int64_t version = 0;
+  int64_t backordered_quantity = 0;
   absl::Time create_time;
   absl::Time update_time;
 
@@ -56,6 +59,8 @@ struct ReservationRecord {
   absl::Time create_time;
   absl::Time expire_time;
   absl::Time update_time;
+  // Units not covered by stock (BACKORDER products).
+  int64_t backordered_quantity = 0;
 };
 
 // A validated CreateProduct.
@@ -90,6 +95,79 @@ struct ReserveOutcome {
 struct AvailabilityRecord {
   int64_t product_id = 0;
   int64_t available = 0;
+};
+
+// A validated AdjustStock.
+struct AdjustStockCommand {
+  int64_t product_id = 0;
+  // Exactly one of the two is set.
+  std::optional<int64_t> delta;
+  std::optional<int64_t> new_total;
+  // StockAdjustmentReason enum number (1..6).
+  int reason = 0;
+  // Empty: no etag check.
+  std::string etag;
+  // Empty: no operator session.
+  std::string session_id;
+  // Who asked (request metadata or peer).
+  std::string actor;
+  std::string note;
+  // Within this long after the session's own last adjustment, the session
+  // skips the etag check.
+  absl::Duration session_window = absl::Seconds(5);
+};
+
+// A validated UpdateProduct (only the fields in the mask are set).
+struct ProductUpdate {
+  int64_t product_id = 0;
+  std::optional<StockPolicy> stock_policy;
+  std::optional<int64_t> low_stock_threshold;
+  // Empty: no etag check.
+  std::string etag;
+};
+
+// One row of `stock_adjustments` (the audit trail).
+struct StockAdjustmentRecord {
+  int64_t id = 0;
+  int64_t product_id = 0;
+  int reason = 0;
+  int64_t total_before = 0;
+  int64_t total_after = 0;
+  std::string actor;
+  std::string session_id;
+  std::string note;
+  absl::Time create_time;
+};
+
+// One row of a shard's event outbox.
+struct InventoryEventRecord {
+  int64_t id = 0;
+  int64_t product_id = 0;
+  // 1 LOW_STOCK, 2 OUT_OF_STOCK, 3 RESTOCKED (the proto enum numbers).
+  int type = 0;
+  int64_t available = 0;
+  int64_t low_stock_threshold = 0;
+  absl::Time create_time;
+};
+
+// One counter that differs from the sum of its reservation rows.
+struct DriftRecord {
+  int64_t product_id = 0;
+  std::string field;
+  int64_t recorded = 0;
+  int64_t computed = 0;
+};
+
+// VerifyCounters' answer for one shard.
+struct ShardVerification {
+  int64_t products_checked = 0;
+  std::vector<DriftRecord> drifts;
+};
+
+// Which reservations ListReservations wants from one shard.
+struct ReservationFilter {
+  int64_t product_id = 0;  // 0: any
+  int status = 0;          // 0: any
 };
 
 }  // namespace inventory

@@ -98,6 +98,33 @@ class ShardStore {
   absl::StatusOr<ReservationRecord> GetReservation(int64_t product_id,
                                                    int64_t row_id);
 
+  // Changes a product's total (delta or new total) with the etag / session
+  // rules of AdjustStockCommand, records the adjustment in the audit trail,
+  // and lets backorders take the stock that became free. ETAG_MISMATCH,
+  // STOCK_BELOW_COMMITTED, PRODUCT_NOT_FOUND.
+  absl::StatusOr<ProductRecord> AdjustStock(const AdjustStockCommand& command);
+
+  // Changes policy and/or low-stock threshold. ETAG_MISMATCH,
+  // STOCK_BELOW_COMMITTED (STRICT while oversold), PRODUCT_NOT_FOUND.
+  absl::StatusOr<ProductRecord> UpdateProduct(const ProductUpdate& update);
+
+  // Up to `limit` reservations matching `filter` with row id > `after_id`,
+  // by row id.
+  absl::StatusOr<std::vector<ReservationRecord>> ListReservations(
+      const ReservationFilter& filter, int64_t after_id, int limit);
+
+  // Up to `limit` stock adjustments (of `product_id`, or all if 0) with id >
+  // `after_id`, oldest first.
+  absl::StatusOr<std::vector<StockAdjustmentRecord>> ListStockAdjustments(
+      int64_t product_id, int64_t after_id, int limit);
+
+  // Up to `limit` outbox events with id > `after_id`, by id.
+  absl::StatusOr<std::vector<InventoryEventRecord>> ReadEvents(int64_t after_id,
+                                                               int limit);
+
+  // Recomputes every product's counters from its rows (reconciliation).
+  absl::StatusOr<ShardVerification> VerifyCounters();
+
   // Expires up to `limit` due PENDING holds (SKIP LOCKED, so several
   // sweepers share the work) and returns their units. Returns how many.
   absl::StatusOr<int> ExpireDue(int limit);
