@@ -4,14 +4,120 @@
 
 #include "absl/synchronization/mutex.h"
 #include "inventory/api/convert.h"
+#include "inventory/common/errors.h"
 
 namespace inventory {
 
 namespace v1 = ::inventory::v1;
 
-AdminServiceImpl::AdminServiceImpl(std::vector<ShardExecutor*> executors,
+AdminServiceImpl::AdminServiceImpl(std::vector<ShardView> shards,
                                    absl::Duration default_deadline)
-    : executors_(std::move(executors)), default_deadline_(default_deadline) {}
+    : shards_(std::move(shards)), default_deadline_(default_deadline) {}
+
+namespace {
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  out->set_seconds(ns / 1000000000);
+  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t us = absl::ToUnixMicros(t);
+  out->set_seconds(us / 1000000);
+  out->set_nanos(static_cast<int32_t>((us % 1000000) * 1000));
+}
+
+// What one shard's check found.
+struct ShardProbe {
+  absl::Duration latency;
+  ShardDescription description;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CheckShards(
+    grpc::CallbackServerContext* context,
+    const v1::CheckShardsRequest* request, v1::CheckShardsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Duration timeout = absl::Seconds(2);
+  if (request->has_timeout()) {
+    timeout = absl::Seconds(request->timeout().seconds()) +
+              absl::Nanoseconds(request->timeout().nanos());
+    if (timeout <= absl::ZeroDuration() || timeout > absl::Seconds(30)) {
+      reactor->Finish(ToGrpcStatus(InvalidArgumentError(
+          {{"timeout", "must be between 1 ns and 30 s"}})));
+      return reactor;
+    }
+  }
+  const int n = static_cast<int>(shards_.size());
+  for (int i = 0; i < n; ++i) {
+    auto* s = response->add_shards();
+    s->set_shard(i);
+    s->set_endpoint(shards_[i].dsn.Endpoint());
+    s->set_dsn(shards_[i].dsn.Redacted());
+    s->set_pool_size(shards_[i].pool_size);
+  }
+  struct Gather {
+    absl::Mutex mu;
+    int pending;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->pending = n;
+  // Every shard at once, each bounded by `timeout` (the executor answers at
+  // the deadline even if the shard never does).
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int i = 0; i < n; ++i) {
+    const ShardView& view = shards_[i];
+    view.executor->Submit<ShardProbe>(
+        deadline,
+        [](ShardStore& store) -> absl::StatusOr<ShardProbe> {
+          const absl::Time start = absl::Now();
+          if (absl::Status s = store.Ping(); !s.ok()) return s;
+          ShardProbe probe;
+          probe.latency = absl::Now() - start;
+          absl::StatusOr<ShardDescription> d = store.Describe();
+          if (!d.ok()) return d.status();
+          probe.description = *std::move(d);
+          return probe;
+        },
+        [gather, i, n, view, reactor, response](
+            absl::StatusOr<ShardProbe> probe) {
+          bool last = false;
+          {
+            absl::MutexLock lock(&gather->mu);
+            auto* s = response->mutable_shards(i);
+            s->set_connections_in_use(view.executor->busy());
+            s->set_queued_calls(static_cast<int32_t>(view.executor->queued()));
+            s->set_recorded_index(-1);
+            s->set_recorded_count(-1);
+            if (probe.ok()) {
+              const ShardDescription& d = probe->description;
+              s->set_reachable(true);
+              SetDuration(probe->latency, s->mutable_latency());
+              s->set_server_version(d.server_version);
+              s->set_recorded_index(d.recorded_index);
+              s->set_recorded_count(d.recorded_count);
+              s->set_identity_matches(d.recorded_index == i &&
+                                      d.recorded_count == n);
+              s->set_schema_version(d.schema_version);
+            }
+            std::string error = view.health->last_error();
+            if (!probe.ok() && error.empty()) {
+              error = std::string(probe.status().message());
+            }
+            s->set_last_error(error);
+            if (view.health->last_error_time() != absl::InfinitePast()) {
+              SetTimestamp(view.health->last_error_time(),
+                           s->mutable_last_error_time());
+            }
+            last = --gather->pending == 0;
+          }
+          if (last) reactor->Finish(grpc::Status::OK);
+        });
+  }
+  return reactor;
+}
 
 grpc::ServerUnaryReactor* AdminServiceImpl::VerifyInventory(
     grpc::CallbackServerContext* context,
@@ -31,11 +137,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::VerifyInventory(
     std::vector<absl::StatusOr<ShardVerification>> results;
   };
   auto gather = std::make_shared<Gather>();
-  gather->pending = executors_.size();
-  gather->results.resize(executors_.size(),
-                         absl::UnknownError("not answered"));
-  for (size_t shard = 0; shard < executors_.size(); ++shard) {
-    executors_[shard]->Submit<ShardVerification>(
+  gather->pending = shards_.size();
+  gather->results.resize(shards_.size(), absl::UnknownError("not answered"));
+  for (size_t shard = 0; shard < shards_.size(); ++shard) {
+    shards_[shard].executor->Submit<ShardVerification>(
         deadline, [](ShardStore& store) { return store.VerifyCounters(); },
         [gather, shard, reactor, response](
             absl::StatusOr<ShardVerification> result) {

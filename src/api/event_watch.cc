@@ -113,6 +113,9 @@ class EventWatch
             open = false;
             break;
           }
+          if (service_->metrics() != nullptr) {
+            service_->metrics()->CountEventStreamed();
+          }
         }
       }
       if (!more) stop_.WaitForNotificationWithTimeout(poll_interval_);

@@ -46,7 +46,12 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::ReserveItem(
   executors_[shard]->Submit<ReserveOutcome>(
       DeadlineOf(context),
       [c = *std::move(command)](ShardStore& store) { return store.Reserve(c); },
-      [reactor, response](absl::StatusOr<ReserveOutcome> outcome) {
+      [reactor, response, metrics = options_.metrics](
+          absl::StatusOr<ReserveOutcome> outcome) {
+        if (metrics != nullptr) {
+          metrics->CountReservation(ClassifyReservation(
+              outcome.status(), outcome.ok() && outcome->replayed));
+        }
         if (!outcome.ok()) {
           reactor->Finish(ToGrpcStatus(outcome.status()));
           return;

@@ -88,7 +88,9 @@ void ShardExecutor::WorkerLoop(int worker) {
       if (!health_->Reachable(absl::Now())) {
         call->Fail(ShardUnavailableError(shard_index_, "not reachable"));
       } else {
+        const absl::Time start = absl::Now();
         absl::Status outcome = call->Run(*store);
+        if (options_.observe_call) options_.observe_call(absl::Now() - start);
         if (ErrorReason(outcome) == reason::kShardUnavailable) {
           health_->ReportFailure(outcome.message());
         } else {

@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "inventory/observability/logging.h"
 #include "inventory/server/app.h"
 #include "spdlog/spdlog.h"
 
@@ -22,7 +23,12 @@ ABSL_FLAG(std::string, shards, "",
           "comma-separated libpq connection strings, one per shard; list "
           "order is the shard index (product_id mod N)");
 ABSL_FLAG(std::string, log_level, "info",
-          "trace, debug, info, warn, error or critical");
+          "trace, debug, info, warn, error, critical or off");
+ABSL_FLAG(std::string, log_format, "text",
+          "text, or json (one JSON object per line)");
+ABSL_FLAG(bool, log_rpcs, true, "write one access-log line per RPC");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port to serve Prometheus /metrics on (empty: off)");
 ABSL_FLAG(absl::Duration, default_hold_ttl, absl::Minutes(15),
           "hold time of a reservation whose request sets no hold_ttl");
 ABSL_FLAG(int64_t, max_quantity, 10000, "largest quantity of one reservation");
@@ -54,7 +60,8 @@ bool ApplyEnvironment() {
       "default_hold_ttl", "max_quantity",    "default_deadline",
       "drain_timeout",   "shard_connections", "sweep_interval",
       "sweep_batch",     "statement_timeout", "max_message_bytes",
-      "port_file",       "etag_session_window"};
+      "port_file",       "etag_session_window", "log_format",
+      "log_rpcs",        "metrics_listen"};
   for (const char* name : names) {
     std::string var = absl::StrCat("INVENTORY_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(var.c_str());
@@ -78,14 +85,12 @@ int main(int argc, char** argv) {
   if (!ApplyEnvironment()) return 2;
   absl::ParseCommandLine(argc, argv);
 
-  auto level = spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));
-  if (level == spdlog::level::off &&
-      absl::GetFlag(FLAGS_log_level) != "off") {
-    std::cerr << "inventoryd: unknown --log_level "
-              << absl::GetFlag(FLAGS_log_level) << "\n";
+  if (absl::Status s = inventory::ConfigureLogging(
+          absl::GetFlag(FLAGS_log_format), absl::GetFlag(FLAGS_log_level));
+      !s.ok()) {
+    std::cerr << "inventoryd: " << s.message() << "\n";
     return 2;
   }
-  spdlog::set_level(level);
 
   auto dsns = inventory::ParseDsnList(absl::GetFlag(FLAGS_shards));
   if (!dsns.ok()) {
@@ -108,6 +113,8 @@ int main(int argc, char** argv) {
   config.store.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
   config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   config.port_file = absl::GetFlag(FLAGS_port_file);
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
   const inventory::RequestLimits& limits = config.service.limits;
   if (limits.default_hold_ttl < limits.min_hold_ttl ||
       limits.default_hold_ttl > limits.max_hold_ttl ||

@@ -29,8 +29,10 @@ int64_t NowNs() {
       .count();
 }
 
-std::chrono::steady_clock::time_point TimePointOf(int64_t ns) {
-  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+// The wall-clock deadline gRPC wants for a steady-clock instant.
+std::chrono::system_clock::time_point DeadlineOf(int64_t ns, int64_t now_ns) {
+  return std::chrono::system_clock::now() +
+         std::chrono::nanoseconds(std::max<int64_t>(0, ns - now_ns));
 }
 
 double CpuSeconds() {
@@ -591,7 +593,7 @@ void Worker::Run() {
     if (open && !stopping) wake = std::min(next_ns, shared_.stop_ns);
     void* tag = nullptr;
     bool ok = false;
-    const auto status = cq_.AsyncNext(&tag, &ok, TimePointOf(wake));
+    const auto status = cq_.AsyncNext(&tag, &ok, DeadlineOf(wake, now));
     if (status == grpc::CompletionQueue::GOT_EVENT) {
       Complete(static_cast<Call*>(tag));
     } else if (status == grpc::CompletionQueue::SHUTDOWN) {

@@ -101,7 +101,7 @@ absl::StatusOr<std::vector<int64_t>> AvailabilityOfAll(const LoadOptions& o,
     for (int64_t i = first; i < last; ++i) req.add_product_ids(o.product_base + i);
     for (int attempt = 1;; ++attempt) {
       v1::GetAvailabilityResponse resp;
-      grpc::Status s = clients.For(b)->GetAvailability(Context().get(), req, &resp);
+      grpc::Status s = clients.For(b).GetAvailability(Context().get(), req, &resp);
       if (s.ok() && resp.unavailable_product_ids_size() == 0) {
         for (const auto& a : resp.availabilities()) {
           out[a.product_id() - o.product_base] = a.available_quantity();
@@ -126,7 +126,7 @@ absl::StatusOr<ProductState> ReadProduct(Clients& clients, int64_t product_id) {
   req.set_product_id(product_id);
   for (int attempt = 1;; ++attempt) {
     v1::Product p;
-    grpc::Status s = clients.For(product_id)->GetProduct(Context().get(), req, &p);
+    grpc::Status s = clients.For(product_id).GetProduct(Context().get(), req, &p);
     if (s.ok()) {
       ProductState st;
       st.found = true;
@@ -201,7 +201,7 @@ absl::Status SetupProducts(const LoadOptions& o) {
     req.set_stock_policy(v1::STOCK_POLICY_STRICT);
     for (int attempt = 1;; ++attempt) {
       v1::Product p;
-      grpc::Status s = clients.For(i)->CreateProduct(Context().get(), req, &p);
+      grpc::Status s = clients.For(i).CreateProduct(Context().get(), req, &p);
       if (s.ok()) return;
       // A retry after a lost answer may find its own product.
       if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS && attempt > 1) return;
@@ -355,7 +355,7 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
     v1::Reservation got;
     grpc::Status s;
     for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-      s = clients.For(k)->GetReservation(Context().get(), req, &got);
+      s = clients.For(k).GetReservation(Context().get(), req, &got);
       if (s.ok() || !Retryable(s)) break;
     }
     std::string problem;

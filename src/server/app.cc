@@ -8,6 +8,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "google/protobuf/descriptor.h"
+#include "inventory/observability/rpc_observer.h"
 #include "spdlog/spdlog.h"
 
 namespace inventory {
@@ -60,14 +62,43 @@ absl::Status App::Start() {
     return absl::FailedPreconditionError("shard identity mismatch");
   }
 
+  // Metrics for every method the server offers.
+  std::vector<const google::protobuf::ServiceDescriptor*> services;
+  for (const char* name :
+       {"inventory.v1.InventoryService", "inventory.v1.AdminService",
+        "grpc.health.v1.Health"}) {
+    const auto* d =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            name);
+    if (d != nullptr) services.push_back(d);
+  }
+  metrics_ = std::make_unique<Metrics>(n, services);
+  if (!config_.metrics_listen.empty()) {
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_listen);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot serve metrics on ", config_.metrics_listen, ": ", e.what()));
+    }
+    exposer_->RegisterCollectable(metrics_->registry());
+    metrics_port_ = exposer_->GetListeningPorts().empty()
+                        ? 0
+                        : exposer_->GetListeningPorts().front();
+  }
+  config_.service.metrics = metrics_.get();
+
   std::vector<ShardExecutor*> executors;
   for (int i = 0; i < n; ++i) {
+    ShardExecutor::Options exec_options = config_.executor;
+    exec_options.observe_call = [m = metrics_.get(), i](absl::Duration d) {
+      m->ObserveShardCall(i, d);
+    };
     executors_.push_back(std::make_unique<ShardExecutor>(
         i,
         [i, dsn = config_.shards[i], opts = config_.store] {
           return std::make_unique<ShardStore>(i, dsn, opts);
         },
-        health_[i].get(), config_.executor));
+        health_[i].get(), exec_options));
     executors_.back()->Start();
     executors.push_back(executors_.back().get());
     monitors_[i]->Start();
@@ -77,8 +108,13 @@ absl::Status App::Start() {
 
   service_ = std::make_unique<InventoryServiceImpl>(Router(n), executors,
                                                     config_.service);
+  std::vector<ShardView> views;
+  for (int i = 0; i < n; ++i) {
+    views.push_back({config_.shards[i], executors[i], health_[i].get(),
+                     config_.executor.connections});
+  }
   admin_ = std::make_unique<AdminServiceImpl>(
-      executors, config_.service.default_deadline);
+      std::move(views), config_.service.default_deadline);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -88,6 +124,12 @@ absl::Status App::Start() {
   builder.RegisterService(service_.get());
   builder.RegisterService(admin_.get());
   builder.SetMaxReceiveMessageSize(config_.max_message_bytes);
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<RpcObserverFactory>(
+      metrics_.get(), Router(n), config_.log_rpcs));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(
@@ -105,15 +147,26 @@ absl::Status App::Start() {
     std::ofstream(tmp) << port_ << "\n";
     std::rename(tmp.c_str(), config_.port_file.c_str());
   }
-  spdlog::info("inventoryd serving on {} (port {}) with {} shard(s)",
-               config_.listen, port_, n);
+  spdlog::info("inventoryd serving on {} (port {}) with {} shard(s){}",
+               config_.listen, port_, n,
+               exposer_ != nullptr
+                   ? absl::StrCat("; metrics on port ", metrics_port_)
+                   : std::string());
   return absl::OkStatus();
 }
 
 void App::UpdateReadiness() {
   bool any = false;
   const absl::Time now = absl::Now();
-  for (const auto& h : health_) any = any || h->Reachable(now);
+  for (size_t i = 0; i < health_.size(); ++i) {
+    const bool up = health_[i]->Reachable(now);
+    any = any || up;
+    metrics_->SetShardState(static_cast<int>(i), executors_[i]->busy(),
+                            executors_[i]->queued(), up);
+  }
+  const int64_t expired = sweeper_->expired_total();
+  metrics_->CountExpiredHolds(expired - expired_reported_);
+  expired_reported_ = expired;
   server_->GetHealthCheckService()->SetServingStatus(kServiceName, any);
 }
 

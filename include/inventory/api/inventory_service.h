@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "inventory/api/validation.h"
 #include "inventory/executor/shard_executor.h"
+#include "inventory/observability/metrics.h"
 #include "inventory/routing/router.h"
 #include "inventory/v1/inventory.grpc.pb.h"
 
@@ -27,6 +28,8 @@ struct ServiceOptions {
   absl::Duration session_window = absl::Seconds(5);
   // WatchInventoryEvents: how often each shard's outbox is read.
   absl::Duration event_poll_interval = absl::Milliseconds(200);
+  // Business counters; may be null.
+  Metrics* metrics = nullptr;
 };
 
 class EventWatch;
@@ -95,6 +98,9 @@ class InventoryServiceImpl final
 
   // Called by a watch when it is done (it is deleted right after).
   void WatchDone(EventWatch* watch);
+
+  // May be null.
+  Metrics* metrics() const { return options_.metrics; }
 
  private:
   // The call's deadline, or now + the default when the client set none.

@@ -34,6 +34,8 @@ class ShardExecutor {
     size_t max_queue = 20000;
     // How often queued and running calls are checked against their deadline.
     absl::Duration deadline_scan = absl::Milliseconds(10);
+    // Told how long each call's database work took (metrics); may be empty.
+    std::function<void(absl::Duration)> observe_call;
   };
 
   using StoreFactory = std::function<std::unique_ptr<ShardStore>()>;

@@ -21,6 +21,8 @@
 #include "inventory/expiry/sweeper.h"
 #include "inventory/health/shard_health.h"
 #include "inventory/health/shard_monitor.h"
+#include "inventory/observability/metrics.h"
+#include "prometheus/exposer.h"
 #include "inventory/store/dsn.h"
 
 namespace inventory {
@@ -38,6 +40,10 @@ struct AppConfig {
   int max_message_bytes = 1 << 20;
   // Written with the bound port once serving (for --listen host:0).
   std::string port_file;
+  // Prometheus /metrics address ("" = off; port 0 picks one).
+  std::string metrics_listen;
+  // One access-log line per RPC.
+  bool log_rpcs = true;
 };
 
 // One running inventoryd.
@@ -53,6 +59,8 @@ class App {
 
   // The port the server listens on.
   int port() const { return port_; }
+  // The port /metrics is served on (0 if off).
+  int metrics_port() const { return metrics_port_; }
 
   // Asks the app to stop (from a signal, say); Wait() then returns.
   void RequestStop(int exit_code);
@@ -66,6 +74,7 @@ class App {
   bool Shutdown();
 
  private:
+  // Readiness and the per-shard gauges, every 250 ms.
   void UpdateReadiness();
 
   AppConfig config_;
@@ -76,7 +85,11 @@ class App {
   std::unique_ptr<InventoryServiceImpl> service_;
   std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int64_t expired_reported_ = 0;
   int port_ = 0;
+  int metrics_port_ = 0;
   std::thread readiness_thread_;
   absl::Notification stop_requested_;
   std::atomic<int> exit_code_{0};
