@@ -13,6 +13,11 @@ namespace inventory {
 
 namespace v1 = ::inventory::v1;
 
+// Lets the executor skip work whose caller already gave up.
+std::function<bool()> CancelProbe(grpc::CallbackServerContext* context) {
+  return [context] { return context->IsCancelled(); };
+}
+
 InventoryServiceImpl::InventoryServiceImpl(
     Router router, std::vector<ShardExecutor*> executors,
     ServiceOptions options)
@@ -59,7 +64,8 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::ReserveItem(
         ToProto(outcome->reservation, response->mutable_reservation());
         response->set_replayed(outcome->replayed);
         reactor->Finish(grpc::Status::OK);
-      });
+      },
+      CancelProbe(context));
   return reactor;
 }
 
@@ -89,7 +95,8 @@ grpc::ServerUnaryReactor* ByReservationId(
         }
         fill(*record, response);
         reactor->Finish(grpc::Status::OK);
-      });
+      },
+      CancelProbe(context));
   return reactor;
 }
 
@@ -156,7 +163,8 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::CreateProduct(
             }
             ToProto(*record, response);
             reactor->Finish(grpc::Status::OK);
-          });
+          },
+          CancelProbe(context));
   return reactor;
 }
 
@@ -179,7 +187,8 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::GetProduct(
         }
         ToProto(*record, response);
         reactor->Finish(grpc::Status::OK);
-      });
+      },
+      CancelProbe(context));
   return reactor;
 }
 

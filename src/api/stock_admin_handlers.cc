@@ -132,7 +132,8 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::AdjustStock(
       ->Submit<ProductRecord>(
           DeadlineOf(context),
           [c = *std::move(command)](ShardStore& s) { return s.AdjustStock(c); },
-          FinishProduct(reactor, response));
+          FinishProduct(reactor, response),
+          [context] { return context->IsCancelled(); });
   return reactor;
 }
 
@@ -152,7 +153,8 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::UpdateProduct(
           [u = *std::move(update)](ShardStore& s) {
             return s.UpdateProduct(u);
           },
-          FinishProduct(reactor, response));
+          FinishProduct(reactor, response),
+          [context] { return context->IsCancelled(); });
   return reactor;
 }
 

@@ -84,7 +84,10 @@ void ShardExecutor::WorkerLoop(int worker) {
       queue_.pop_front();
       running_[worker] = call;
     }
-    if (!call->answered()) {
+    if (!call->answered() && call->GivenUp()) {
+      call->Fail(absl::CancelledError("the caller cancelled the call"));
+    } else if (!call->answered()) {
+      store->SetCallDeadline(call->deadline());
       if (!health_->Reachable(absl::Now())) {
         call->Fail(ShardUnavailableError(shard_index_, "not reachable"));
       } else {

@@ -28,7 +28,7 @@ int RunHealth(Invocation& inv) {
       (*doc.mutable_fields())["services"].mutable_list_value();
   Table table({"SERVICE", "STATUS"});
   bool all_serving = true;
-  for (const std::string service : {std::string(), std::string(kInventoryService)}) {
+  for (const std::string& service : {std::string(), std::string(kInventoryService)}) {
     HealthCheckRequest req;
     req.set_service(service);
     HealthCheckResponse resp;
@@ -78,9 +78,9 @@ int RunShards(Invocation& inv) {
   if (!per_shard.ok()) return inv.UsageError(per_shard.status().message());
   if (per_shard->has_value()) {
     const absl::Duration d = **per_shard;
-    req.mutable_timeout()->set_seconds(absl::IDivDuration(d, absl::Seconds(1), nullptr));
-    req.mutable_timeout()->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(d) % 1000000000));
+    const int64_t nanos = absl::ToInt64Nanoseconds(d);
+    req.mutable_timeout()->set_seconds(nanos / 1000000000);
+    req.mutable_timeout()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
     // The call must outlive the slowest shard's check.
     inv.set_default_timeout(d + absl::Seconds(3));
   }

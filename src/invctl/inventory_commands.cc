@@ -1,7 +1,6 @@
 // invctl's inventory side: products (create, get, adjust, update),
 // reservations (reserve, release, commit, get, list), the stock adjustment
 // audit trail and the event stream, all on inventory.v1.InventoryService.
-#include <cstdio>
 #include <functional>
 
 #include "absl/strings/ascii.h"

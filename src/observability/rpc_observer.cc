@@ -1,5 +1,6 @@
 #include "inventory/observability/rpc_observer.h"
 
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -28,9 +29,12 @@ class RpcObserver final : public grpc::experimental::Interceptor {
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    // Only our own services' messages are known to be protobuf messages
+    // (the built-in health service, for one, uses raw byte buffers).
     if (methods->QueryInterceptionHookPoint(
             InterceptionHookPoints::POST_RECV_MESSAGE) &&
-        log_rpcs_) {
+        log_rpcs_ &&
+        absl::StartsWith(info_->method(), "/inventory.v1.")) {
       NoteRequest(static_cast<const google::protobuf::Message*>(
           methods->GetRecvMessage()));
     }

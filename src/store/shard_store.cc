@@ -329,6 +329,7 @@ absl::Status ShardStore::EnsureConnected() {
     setup.commit();
     for (const auto& s : kStatements) conn->c.prepare(s.name, s.sql);
     conn_ = std::move(conn);
+    statement_timeout_ms_ = absl::ToInt64Milliseconds(options_.statement_timeout);
     return absl::OkStatus();
   } catch (const std::exception& e) {
     // libpq's message may echo connection parameters: log it server-side
@@ -337,6 +338,23 @@ absl::Status ShardStore::EnsureConnected() {
                  dsn_.Redacted(), e.what());
     conn_.reset();
     return ShardUnavailableError(shard_index_, "cannot connect");
+  }
+}
+
+void ShardStore::SetCallDeadline(absl::Time deadline) {
+  if (conn_ == nullptr) return;  // connects with the configured bound
+  constexpr int64_t kStepMs = 250;
+  const int64_t cap = absl::ToInt64Milliseconds(options_.statement_timeout);
+  int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+  // Round up to a step, at least one step, at most the configured bound.
+  left = std::min(cap, std::max(kStepMs, (left + kStepMs - 1) / kStepMs * kStepMs));
+  if (left == statement_timeout_ms_) return;
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    tx.exec(absl::StrCat("SET statement_timeout = ", left));
+    statement_timeout_ms_ = left;
+  } catch (const std::exception& e) {
+    Translate("set statement_timeout", e);
   }
 }
 

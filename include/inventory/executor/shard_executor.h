@@ -53,13 +53,17 @@ class ShardExecutor {
   // Runs `work` on a worker and hands its result to `done`, or hands `done`
   // an error when the shard is unreachable, the queue is full, the executor
   // is stopping, or `deadline` passes first. `done` runs exactly once, on
-  // some executor thread (or inline, when refused at once).
+  // some executor thread (or inline, when refused at once). If `cancelled`
+  // says the caller gave up before a worker starts the call, the work is
+  // skipped (its connection stays free) and `done` gets CANCELLED.
   template <typename T>
   void Submit(absl::Time deadline,
               std::function<absl::StatusOr<T>(ShardStore&)> work,
-              std::function<void(absl::StatusOr<T>)> done) {
+              std::function<void(absl::StatusOr<T>)> done,
+              std::function<bool()> cancelled = nullptr) {
     Enqueue(std::make_shared<TypedCall<T>>(deadline, std::move(work),
-                                           std::move(done)));
+                                           std::move(done),
+                                           std::move(cancelled)));
   }
 
   // Stops taking calls, lets queued and running ones finish until `deadline`,
@@ -76,7 +80,8 @@ class ShardExecutor {
  private:
   class Call {
    public:
-    explicit Call(absl::Time deadline) : deadline_(deadline) {}
+    Call(absl::Time deadline, std::function<bool()> cancelled)
+        : deadline_(deadline), cancelled_(std::move(cancelled)) {}
     virtual ~Call() = default;
     // Runs the work; returns the outcome's status (for health reporting).
     virtual absl::Status Run(ShardStore& store) = 0;
@@ -84,13 +89,26 @@ class ShardExecutor {
     virtual void Fail(absl::Status status) = 0;
     absl::Time deadline() const { return deadline_; }
     bool answered() const { return answered_.load(); }
+    // Whether the caller has given up (answered calls count as given up).
+    // Asked under the answer lock, so the caller's state is still alive.
+    bool GivenUp() {
+      absl::MutexLock lock(&answer_mu_);
+      return answered_.load() || (cancelled_ && cancelled_());
+    }
 
    protected:
-    // True for exactly one caller.
-    bool Claim() { return !answered_.exchange(true); }
+    // Answers through `answer` unless already answered; exactly once.
+    template <typename F>
+    void AnswerOnce(F&& answer) {
+      absl::MutexLock lock(&answer_mu_);
+      if (answered_.exchange(true)) return;
+      answer();
+    }
 
    private:
     const absl::Time deadline_;
+    const std::function<bool()> cancelled_;
+    absl::Mutex answer_mu_;
     std::atomic<bool> answered_{false};
   };
 
@@ -99,16 +117,19 @@ class ShardExecutor {
    public:
     TypedCall(absl::Time deadline,
               std::function<absl::StatusOr<T>(ShardStore&)> work,
-              std::function<void(absl::StatusOr<T>)> done)
-        : Call(deadline), work_(std::move(work)), done_(std::move(done)) {}
+              std::function<void(absl::StatusOr<T>)> done,
+              std::function<bool()> cancelled)
+        : Call(deadline, std::move(cancelled)),
+          work_(std::move(work)),
+          done_(std::move(done)) {}
     absl::Status Run(ShardStore& store) override {
       absl::StatusOr<T> result = work_(store);
       absl::Status status = result.status();
-      if (Claim()) done_(std::move(result));
+      AnswerOnce([&] { done_(std::move(result)); });
       return status;
     }
     void Fail(absl::Status status) override {
-      if (Claim()) done_(std::move(status));
+      AnswerOnce([&] { done_(std::move(status)); });
     }
 
    private:

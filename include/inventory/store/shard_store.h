@@ -57,6 +57,12 @@ class ShardStore {
   // Drops the connection (next call reconnects).
   void Disconnect();
 
+  // Bounds the statements of the next call by the time left until
+  // `deadline` (statement_timeout, capped by the configured one). Issues a
+  // SET only when the bound changes by a step (250 ms), so calls with the
+  // usual deadlines cost no extra round trip.
+  void SetCallDeadline(absl::Time deadline);
+
   // A trivial round trip.
   absl::Status Ping();
 
@@ -140,6 +146,8 @@ class ShardStore {
   ShardStoreOptions options_;
   struct Connection;  // wraps the pqxx connection (pqxx stays in the .cc)
   std::unique_ptr<Connection> conn_;
+  // The statement_timeout in force on conn_, in ms.
+  int64_t statement_timeout_ms_ = 0;
 };
 
 }  // namespace inventory
