@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
+#include "grpc/support/log.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -90,6 +92,25 @@ std::shared_ptr<spdlog::logger> RpcLogger() {
   return logger;
 }
 
+// Library messages (protobuf, gRPC core) go through our logger, so every line
+// on stderr has the configured format.
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  const auto lvl = level >= google::protobuf::LOGLEVEL_ERROR
+                       ? spdlog::level::warn
+                       : spdlog::level::debug;
+  spdlog::log(lvl, "protobuf {}:{}: {}", file, line, message);
+}
+
+void GrpcLog(gpr_log_func_args* args) {
+  const auto lvl = args->severity == GPR_LOG_SEVERITY_ERROR
+                       ? spdlog::level::warn
+                       : args->severity == GPR_LOG_SEVERITY_INFO
+                             ? spdlog::level::info
+                             : spdlog::level::debug;
+  spdlog::log(lvl, "grpc {}:{}: {}", args->file, args->line, args->message);
+}
+
 }  // namespace
 
 std::string JsonEscape(absl::string_view s) {
@@ -148,6 +169,8 @@ absl::Status ConfigureLogging(absl::string_view format,
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
+  google::protobuf::SetLogHandler(&ProtobufLog);
+  gpr_set_log_function(&GrpcLog);
   RpcLogger()->sinks() = logger->sinks();
   RpcLogger()->set_formatter(g_json ? std::unique_ptr<spdlog::formatter>(
                                           std::make_unique<JsonFormatter>())
