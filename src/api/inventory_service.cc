@@ -48,9 +48,11 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::ReserveItem(
     return reactor;
   }
   const int shard = router_.ShardForProduct(command->product_id);
-  executors_[shard]->Submit<ReserveOutcome>(
-      DeadlineOf(context),
-      [c = *std::move(command)](ShardStore& store) { return store.Reserve(c); },
+  ReservationOp op;
+  op.kind = ReservationOp::Kind::kReserve;
+  op.reserve = *std::move(command);
+  executors_[shard]->SubmitOp(
+      DeadlineOf(context), std::move(op),
       [reactor, response, metrics = options_.metrics](
           absl::StatusOr<ReserveOutcome> outcome) {
         if (metrics != nullptr) {
@@ -102,33 +104,56 @@ grpc::ServerUnaryReactor* ByReservationId(
 
 }  // namespace
 
+namespace {
+
+// Runs a release or commit (batchable) on the reservation's shard.
+template <typename Response>
+grpc::ServerUnaryReactor* ReleaseOrCommit(
+    grpc::CallbackServerContext* context, const std::string& reservation_id,
+    ReservationOp::Kind kind, const Router& router,
+    const std::vector<ShardExecutor*>& executors, absl::Time deadline,
+    Response* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<ReservationKey> key = ValidateReservationId(reservation_id);
+  if (!key.ok()) {
+    reactor->Finish(ToGrpcStatus(key.status()));
+    return reactor;
+  }
+  ReservationOp op;
+  op.kind = kind;
+  op.product_id = key->product_id;
+  op.row_id = key->row_id;
+  executors[router.ShardForReservation(*key)]->SubmitOp(
+      deadline, std::move(op),
+      [reactor, response](absl::StatusOr<ReserveOutcome> outcome) {
+        if (!outcome.ok()) {
+          reactor->Finish(ToGrpcStatus(outcome.status()));
+          return;
+        }
+        ToProto(outcome->reservation, response->mutable_reservation());
+        reactor->Finish(grpc::Status::OK);
+      },
+      CancelProbe(context));
+  return reactor;
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* InventoryServiceImpl::ReleaseItem(
     grpc::CallbackServerContext* context, const v1::ReleaseItemRequest* request,
     v1::ReleaseItemResponse* response) {
-  return ByReservationId(
-      context, request->reservation_id(), router_, executors_,
-      DeadlineOf(context), response,
-      [](ShardStore& s, ReservationKey k) {
-        return s.Release(k.product_id, k.row_id);
-      },
-      [](const ReservationRecord& r, v1::ReleaseItemResponse* out) {
-        ToProto(r, out->mutable_reservation());
-      });
+  return ReleaseOrCommit(context, request->reservation_id(),
+                         ReservationOp::Kind::kRelease, router_, executors_,
+                         DeadlineOf(context), response);
 }
 
 grpc::ServerUnaryReactor* InventoryServiceImpl::CommitReservation(
     grpc::CallbackServerContext* context,
     const v1::CommitReservationRequest* request,
     v1::CommitReservationResponse* response) {
-  return ByReservationId(
-      context, request->reservation_id(), router_, executors_,
-      DeadlineOf(context), response,
-      [](ShardStore& s, ReservationKey k) {
-        return s.Commit(k.product_id, k.row_id);
-      },
-      [](const ReservationRecord& r, v1::CommitReservationResponse* out) {
-        ToProto(r, out->mutable_reservation());
-      });
+  return ReleaseOrCommit(context, request->reservation_id(),
+                         ReservationOp::Kind::kCommit, router_, executors_,
+                         DeadlineOf(context), response);
 }
 
 grpc::ServerUnaryReactor* InventoryServiceImpl::GetReservation(

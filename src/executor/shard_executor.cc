@@ -71,7 +71,7 @@ void ShardExecutor::Enqueue(std::shared_ptr<Call> call) {
 void ShardExecutor::WorkerLoop(int worker) {
   std::unique_ptr<ShardStore> store = make_store_();
   while (true) {
-    std::shared_ptr<Call> call;
+    std::vector<std::shared_ptr<Call>> taken;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -80,32 +80,91 @@ void ShardExecutor::WorkerLoop(int worker) {
           },
           this));
       if (queue_.empty()) break;  // stopping and drained
-      call = std::move(queue_.front());
+      taken.push_back(std::move(queue_.front()));
       queue_.pop_front();
-      running_[worker] = call;
+      // Coalesce: every other reserve / release / commit waiting, in
+      // arrival order, up to max_batch. Nothing waits for company.
+      if (taken.front()->op() != nullptr) {
+        for (auto it = queue_.begin();
+             it != queue_.end() &&
+             static_cast<int>(taken.size()) < options_.max_batch;) {
+          if ((*it)->op() != nullptr) {
+            taken.push_back(std::move(*it));
+            it = queue_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      running_[worker] = taken;
     }
-    if (!call->answered() && call->GivenUp()) {
-      call->Fail(absl::CancelledError("the caller cancelled the call"));
-    } else if (!call->answered()) {
-      store->SetCallDeadline(call->deadline());
-      if (!health_->Reachable(absl::Now())) {
+    std::vector<std::shared_ptr<Call>> live;
+    for (auto& call : taken) {
+      if (call->answered()) continue;
+      if (call->GivenUp()) {
+        call->Fail(absl::CancelledError("the caller cancelled the call"));
+      } else if (!health_->Reachable(absl::Now())) {
         call->Fail(ShardUnavailableError(shard_index_, "not reachable"));
       } else {
-        const absl::Time start = absl::Now();
-        absl::Status outcome = call->Run(*store);
-        if (options_.observe_call) options_.observe_call(absl::Now() - start);
+        live.push_back(call);
+      }
+    }
+    if (!live.empty()) {
+      const absl::Time start = absl::Now();
+      if (live.front()->op() != nullptr) {
+        RunBatch(*store, live);
+      } else {
+        store->SetCallDeadline(live.front()->deadline());
+        absl::Status outcome = live.front()->Run(*store);
         if (ErrorReason(outcome) == reason::kShardUnavailable) {
           health_->ReportFailure(outcome.message());
         } else {
           health_->ReportSuccess();
         }
       }
+      if (options_.observe_call) options_.observe_call(absl::Now() - start);
     }
     absl::MutexLock lock(&mu_);
-    running_[worker].reset();
+    running_[worker].clear();
   }
   absl::MutexLock lock(&mu_);
   --live_workers_;
+}
+
+void ShardExecutor::RunBatch(ShardStore& store,
+                             const std::vector<std::shared_ptr<Call>>& batch) {
+  std::vector<ReservationOp> ops;
+  ops.reserve(batch.size());
+  absl::Time latest = absl::InfinitePast();
+  for (const auto& call : batch) {
+    ops.push_back(*call->op());
+    latest = std::max(latest, call->deadline());
+  }
+  if (options_.observe_batch) options_.observe_batch(static_cast<int>(ops.size()));
+  // The statement may run until the last deadline of the batch; calls whose
+  // own deadline comes first are answered by the deadline scan.
+  store.SetCallDeadline(latest);
+  absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> outcomes =
+      store.ApplyBatch(ops);
+  if (!outcomes.ok()) {
+    const std::string why = ErrorReason(outcomes.status());
+    if (why == reason::kShardUnavailable) {
+      health_->ReportFailure(outcomes.status().message());
+    }
+    if (batch.size() > 1 && why != reason::kShardUnavailable &&
+        why != reason::kDeadlineExceeded) {
+      // Nothing was applied. Decide each request alone, so one request
+      // that breaks the statement cannot fail its batch-mates.
+      for (const auto& call : batch) call->Run(store);
+      return;
+    }
+    for (const auto& call : batch) call->CompleteOp(outcomes.status());
+    return;
+  }
+  health_->ReportSuccess();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i]->CompleteOp(std::move((*outcomes)[i]));
+  }
 }
 
 void ShardExecutor::DeadlineLoop() {
@@ -126,10 +185,11 @@ void ShardExecutor::DeadlineLoop() {
           ++it;
         }
       }
-      for (const auto& c : running_) {
-        if (c != nullptr && !c->answered() &&
-            (unreachable || c->deadline() <= limit)) {
-          expired.push_back(c);
+      for (const auto& calls : running_) {
+        for (const auto& c : calls) {
+          if (!c->answered() && (unreachable || c->deadline() <= limit)) {
+            expired.push_back(c);
+          }
         }
       }
     }
@@ -156,8 +216,8 @@ bool ShardExecutor::Shutdown(absl::Time deadline) {
         c->Fail(ShardUnavailableError(shard_index_, "service is stopping"));
       }
       queue_.clear();
-      for (auto& c : running_) {
-        if (c != nullptr) {
+      for (auto& calls : running_) {
+        for (auto& c : calls) {
           c->Fail(ShardUnavailableError(shard_index_, "service is stopping"));
         }
       }
@@ -189,7 +249,7 @@ size_t ShardExecutor::queued() const {
 int ShardExecutor::busy() const {
   absl::MutexLock lock(&mu_);
   int n = 0;
-  for (const auto& c : running_) n += c != nullptr;
+  for (const auto& calls : running_) n += !calls.empty();
   return n;
 }
 

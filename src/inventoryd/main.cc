@@ -38,6 +38,9 @@ ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(5),
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "how long SIGTERM waits for in-flight calls");
 ABSL_FLAG(int, shard_connections, 4, "worker connections per shard");
+ABSL_FLAG(int, max_batch, 64,
+          "most reserve/release/commit calls of one shard decided in one "
+          "transaction (1: no coalescing)");
 ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
           "how often each shard is swept for expired holds");
 ABSL_FLAG(int, sweep_batch, 500, "holds expired per shard per sweep");
@@ -61,7 +64,7 @@ bool ApplyEnvironment() {
       "drain_timeout",   "shard_connections", "sweep_interval",
       "sweep_batch",     "statement_timeout", "max_message_bytes",
       "port_file",       "etag_session_window", "log_format",
-      "log_rpcs",        "metrics_listen"};
+      "log_rpcs",        "metrics_listen",    "max_batch"};
   for (const char* name : names) {
     std::string var = absl::StrCat("INVENTORY_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(var.c_str());
@@ -108,6 +111,7 @@ int main(int argc, char** argv) {
   config.service.session_window = absl::GetFlag(FLAGS_etag_session_window);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   config.executor.connections = absl::GetFlag(FLAGS_shard_connections);
+  config.executor.max_batch = absl::GetFlag(FLAGS_max_batch);
   config.sweeper.interval = absl::GetFlag(FLAGS_sweep_interval);
   config.sweeper.batch = absl::GetFlag(FLAGS_sweep_batch);
   config.store.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
@@ -119,6 +123,7 @@ int main(int argc, char** argv) {
   if (limits.default_hold_ttl < limits.min_hold_ttl ||
       limits.default_hold_ttl > limits.max_hold_ttl ||
       limits.max_quantity < 1 || config.executor.connections < 1 ||
+      config.executor.max_batch < 1 ||
       config.sweeper.batch < 1 ||
       config.service.default_deadline <= absl::ZeroDuration() ||
       config.service.session_window < absl::ZeroDuration()) {

@@ -1,16 +1,21 @@
 #include "inventory/loadgen/driver.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <random>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -40,6 +45,65 @@ double CpuSeconds() {
   getrusage(RUSAGE_SELF, &u);
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
          (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU time of the machine and of one process, from /proc (Linux).
+struct CpuSample {
+  int64_t at_ns = 0;
+  double self_s = 0;
+  double busy_s = -1;    // all CPUs: not idle, not waiting for I/O
+  double server_s = -1;  // --server_pid: user + system
+};
+
+CpuSample SampleCpu(int server_pid) {
+  static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  CpuSample c;
+  c.at_ns = NowNs();
+  c.self_s = CpuSeconds();
+  if (std::ifstream stat("/proc/stat"); stat) {
+    std::string cpu;
+    int64_t v[8] = {0};
+    stat >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
+    if (stat && cpu == "cpu") {
+      int64_t total = 0;
+      for (int64_t x : v) total += x;
+      c.busy_s = (total - v[3] - v[4]) / tick;  // minus idle and iowait
+    }
+  }
+  if (server_pid > 0) {
+    std::ifstream in(absl::StrCat("/proc/", server_pid, "/stat"));
+    std::string line;
+    if (std::getline(in, line)) {
+      // Fields after the command name (which is in parentheses): state is
+      // field 3, utime 14, stime 15.
+      const size_t close = line.rfind(')');
+      if (close != std::string::npos) {
+        std::vector<std::string> f =
+            absl::StrSplit(line.substr(close + 2), ' ', absl::SkipEmpty());
+        int64_t utime = 0, stime = 0;
+        if (f.size() > 12 && absl::SimpleAtoi(f[11], &utime) &&
+            absl::SimpleAtoi(f[12], &stime)) {
+          c.server_s = (utime + stime) / tick;
+        }
+      }
+    }
+  }
+  return c;
+}
+
+// VmHWM of a process in KiB, or -1.
+int64_t PeakRssKb(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) {
+      int64_t kb = 0;
+      std::vector<std::string> f =
+          absl::StrSplit(line.substr(6), ' ', absl::SkipEmpty());
+      if (!f.empty() && absl::SimpleAtoi(f[0], &kb)) return kb;
+    }
+  }
+  return -1;
 }
 
 // State every worker shares.
@@ -645,12 +709,27 @@ absl::StatusOr<RunResult> RunLoad(const LoadOptions& options, Tally* tally) {
   shared.measure_start_ns = start + absl::ToInt64Nanoseconds(options.warmup);
   shared.stop_ns = shared.measure_start_ns +
                    absl::ToInt64Nanoseconds(options.EffectiveDuration());
-  const double cpu0 = CpuSeconds();
   std::vector<std::thread> running;
   for (auto& w : workers) running.emplace_back([&w] { w->Run(); });
+  // Resources are sampled over the measured window.
+  const int64_t wait_ns = shared.measure_start_ns - NowNs();
+  if (wait_ns > 0) absl::SleepFor(absl::Nanoseconds(wait_ns));
+  const CpuSample c0 = SampleCpu(options.server_pid);
   for (auto& t : running) t.join();
+  const CpuSample c1 = SampleCpu(options.server_pid);
   RunResult result;
-  result.client_cpu_seconds = CpuSeconds() - cpu0;
+  result.window_seconds = (c1.at_ns - c0.at_ns) / 1e9;
+  result.client_cpu_seconds = c1.self_s - c0.self_s;
+  result.machine_cores = static_cast<int>(std::thread::hardware_concurrency());
+  if (result.window_seconds > 0) {
+    if (c0.busy_s >= 0 && c1.busy_s >= 0) {
+      result.machine_busy_cores = (c1.busy_s - c0.busy_s) / result.window_seconds;
+    }
+    if (c0.server_s >= 0 && c1.server_s >= 0) {
+      result.server_cpu_cores = (c1.server_s - c0.server_s) / result.window_seconds;
+    }
+  }
+  if (options.server_pid > 0) result.server_peak_rss_kb = PeakRssKb(options.server_pid);
   for (auto& w : workers) w->Collect(&result);
   result.measured_ns = std::max<int64_t>(result.measured_ns, 0);
   if (options.scenario == Scenario::kLastWidget) {

@@ -62,6 +62,8 @@ ABSL_FLAG(bool, verify, true, "check the invariants after the run");
 ABSL_FLAG(int64_t, verify_sample, 2000,
           "most reservations read back by id, and products read whole");
 ABSL_FLAG(std::string, json_out, "", "also write the report as JSON here");
+ABSL_FLAG(int, server_pid, 0,
+          "pid of a local inventoryd: report its CPU use and peak RSS");
 ABSL_FLAG(std::string, run_id, "",
           "prefix of this run's request ids (default: random)");
 
@@ -104,6 +106,7 @@ absl::StatusOr<LoadOptions> OptionsFromFlags() {
   o.verify = absl::GetFlag(FLAGS_verify);
   o.verify_sample = absl::GetFlag(FLAGS_verify_sample);
   o.run_id = absl::GetFlag(FLAGS_run_id);
+  o.server_pid = absl::GetFlag(FLAGS_server_pid);
   if (absl::Status s = Finalize(&o); !s.ok()) return s;
   return o;
 }

@@ -232,10 +232,22 @@ std::string FormatSummary(const Report& r) {
   if (o.rate > 0) {
     absl::StrAppend(&s, "\nDropped (over --max_inflight): ", run.dropped, "\n");
   }
+  absl::StrAppend(&s, "\nResources (measured window):\n");
   absl::StrAppend(&s, absl::StrFormat(
-      "\nClient CPU: %.1f s (%.2f cores over the run)\n",
-      run.client_cpu_seconds,
-      run.measured_ns > 0 ? run.client_cpu_seconds / (run.measured_ns / 1e9) : 0));
+      "  load generator:\t%.2f cores\n",
+      run.window_seconds > 0 ? run.client_cpu_seconds / run.window_seconds : 0));
+  if (run.server_cpu_cores >= 0) {
+    absl::StrAppend(&s, absl::StrFormat("  server (pid %d):\t%.2f cores\n",
+                                        o.server_pid, run.server_cpu_cores));
+  }
+  if (run.machine_busy_cores >= 0) {
+    absl::StrAppend(&s, absl::StrFormat("  machine busy:\t%.2f of %d cores\n",
+                                        run.machine_busy_cores, run.machine_cores));
+  }
+  if (run.server_peak_rss_kb >= 0) {
+    absl::StrAppend(&s, absl::StrFormat("  server peak RSS:\t%.1f MiB\n",
+                                        run.server_peak_rss_kb / 1024.0));
+  }
 
   const Verification& v = *r.verification;
   absl::StrAppend(&s, "\nVerification:\n");
@@ -325,7 +337,14 @@ std::string FormatJson(const Report& r) {
       .Key("outOfStock").Num(run.carts_out_of_stock)
       .Close('}');
   j.Key("dropped").Num(run.dropped);
-  j.Key("clientCpuSeconds").Num(run.client_cpu_seconds);
+  j.Key("resources").Open('{')
+      .Key("windowSeconds").Num(run.window_seconds)
+      .Key("clientCpuSeconds").Num(run.client_cpu_seconds)
+      .Key("machineCores").Num(static_cast<int64_t>(run.machine_cores))
+      .Key("machineBusyCores").Num(run.machine_busy_cores)
+      .Key("serverCpuCores").Num(run.server_cpu_cores)
+      .Key("serverPeakRssKb").Num(run.server_peak_rss_kb)
+      .Close('}');
   j.Key("acknowledged").Num(run.acknowledged);
 
   j.Key("verification").Open('{');

@@ -70,6 +70,11 @@ Metrics::Metrics(
                            .Help("Time a worker spent on one call's database "
                                  "work, by shard.")
                            .Register(*registry_);
+  auto& batch_size = prometheus::BuildHistogram()
+                         .Name("inventory_shard_batch_size")
+                         .Help("Requests decided per group transaction, by "
+                               "shard.")
+                         .Register(*registry_);
   auto& in_use = prometheus::BuildGauge()
                      .Name("inventory_shard_connections_in_use")
                      .Help("Worker connections busy with a call, by shard.")
@@ -85,6 +90,9 @@ Metrics::Metrics(
   for (int s = 0; s < shard_count; ++s) {
     prometheus::Labels l = {{"shard", absl::StrCat(s)}};
     shard_call_seconds_.push_back(&call_seconds.Add(l, LatencyBuckets()));
+    shard_batch_size_.push_back(
+        &batch_size.Add(l, prometheus::Histogram::BucketBoundaries{
+                               1, 2, 4, 8, 16, 32, 64, 128, 256}));
     shard_in_use_.push_back(&in_use.Add(l));
     shard_queue_.push_back(&queue.Add(l));
     shard_reachable_.push_back(&reachable.Add(l));
@@ -126,6 +134,10 @@ void Metrics::RpcHandled(const MethodMetrics& m, grpc::StatusCode code,
 
 void Metrics::ObserveShardCall(int shard, absl::Duration took) {
   shard_call_seconds_[shard]->Observe(absl::ToDoubleSeconds(took));
+}
+
+void Metrics::ObserveBatch(int shard, int size) {
+  shard_batch_size_[shard]->Observe(size);
 }
 
 void Metrics::SetShardState(int shard, int in_use, size_t queued,

@@ -93,6 +93,9 @@ absl::Status App::Start() {
     exec_options.observe_call = [m = metrics_.get(), i](absl::Duration d) {
       m->ObserveShardCall(i, d);
     };
+    exec_options.observe_batch = [m = metrics_.get(), i](int size) {
+      m->ObserveBatch(i, size);
+    };
     executors_.push_back(std::make_unique<ShardExecutor>(
         i,
         [i, dsn = config_.shards[i], opts = config_.store] {

@@ -53,90 +53,16 @@ const Statement kStatements[] = {
      "SELECT product_id, "
      "greatest(total_quantity - reserved_quantity - purchased_quantity, 0) "
      "FROM products WHERE product_id = ANY($1::bigint[])"},
-    // The reservation decision. One statement = one atomic transaction:
-    //  - prior: an earlier reservation with this request id (replay);
-    //  - take: the conditional counter update. Under READ COMMITTED a blocked
-    //    updater re-evaluates the WHERE against the row version it waited
-    //    for, so two callers can never both take the last unit;
-    //  - made: the PENDING row, expiring by the database clock. A concurrent
-    //    duplicate request id fails the whole statement (unique_violation),
-    //    undoing its take.
-    {"reserve",
-     "WITH prior AS ("
-     "  SELECT " RES_COLS " FROM reservations WHERE request_id = $4"
-     "), take AS ("
-     "  UPDATE products SET reserved_quantity = reserved_quantity + $2,"
-     "    backordered_quantity = backordered_quantity + CASE"
-     "      WHEN stock_policy = 2 THEN least($2, greatest(0,"
-     "        reserved_quantity + $2 + purchased_quantity - total_quantity))"
-     "      ELSE 0 END,"
-     "    version = version + 1, update_time = now()"
-     "  WHERE product_id = $1 AND NOT EXISTS (SELECT 1 FROM prior)"
-     "    AND (stock_policy <> 1"
-     "         OR total_quantity - reserved_quantity - purchased_quantity >= $2)"
-     "  RETURNING product_id, CASE WHEN stock_policy = 2 THEN least($2,"
-     "    greatest(0, reserved_quantity + purchased_quantity - total_quantity))"
-     "    ELSE 0 END AS backordered"
-     "), made AS ("
-     "  INSERT INTO reservations (product_id, quantity, status, customer_id,"
-     "    request_id, requested_ttl_ms, expire_time, backordered_quantity)"
-     "  SELECT product_id, $2, 1, $3, $4, $5,"
-     "    now() + make_interval(secs => $6::double precision / 1000),"
-     "    backordered"
-     "  FROM take RETURNING " RES_COLS
-     ") SELECT false, * FROM made UNION ALL SELECT true, * FROM prior"},
+    // The group transaction (migration 0003): every reserve, release and
+    // commit goes through it, alone or with company.
+    {"apply_batch",
+     "SELECT * FROM inv_apply_batch($1::smallint[], $2::bigint[],"
+     " $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],"
+     " $8::bigint[])"},
     {"reservation_by_request",
      "SELECT " RES_COLS " FROM reservations WHERE request_id = $1"},
     {"reservation_get",
      "SELECT " RES_COLS " FROM reservations WHERE id = $1 AND product_id = $2"},
-    // PENDING -> RELEASED and units back, atomically. Returns the new row
-    // ('t') or, if nothing changed, the row as it was ('f').
-    {"release",
-     "WITH r AS ("
-     "  SELECT " RES_COLS " FROM reservations"
-     "  WHERE id = $1 AND product_id = $2 FOR UPDATE"
-     "), changed AS ("
-     "  UPDATE reservations SET status = 3, update_time = now() FROM r"
-     "  WHERE reservations.id = r.id AND r.status = 1"
-     "  RETURNING " CHANGED_RES_COLS
-     "), give AS ("
-     "  UPDATE products p SET"
-     "    reserved_quantity = p.reserved_quantity - changed.quantity,"
-     "    backordered_quantity ="
-     "      p.backordered_quantity - changed.backordered_quantity,"
-     "    version = p.version + 1, update_time = now()"
-     "  FROM changed WHERE p.product_id = changed.product_id"
-     "  RETURNING p.product_id"
-     ") SELECT true, * FROM changed"
-     "  UNION ALL SELECT false, * FROM r"
-     "  WHERE NOT EXISTS (SELECT 1 FROM changed)"},
-    // PENDING -> PURCHASED, or -> EXPIRED when the hold ran out by the
-    // database clock (units back), atomically.
-    {"commit",
-     "WITH r AS ("
-     "  SELECT " RES_COLS ", expire_time <= now() AS expired FROM reservations"
-     "  WHERE id = $1 AND product_id = $2 FOR UPDATE"
-     "), changed AS ("
-     "  UPDATE reservations SET"
-     "    status = CASE WHEN r.expired THEN 4 ELSE 2 END, update_time = now()"
-     "  FROM r WHERE reservations.id = r.id AND r.status = 1"
-     "  RETURNING " CHANGED_RES_COLS
-     "), take AS ("
-     "  UPDATE products p SET"
-     "    reserved_quantity = p.reserved_quantity - changed.quantity,"
-     "    purchased_quantity = p.purchased_quantity"
-     "      + CASE WHEN changed.status = 2 THEN changed.quantity ELSE 0 END,"
-     "    backordered_quantity = p.backordered_quantity"
-     "      - CASE WHEN changed.status = 2 THEN 0"
-     "        ELSE changed.backordered_quantity END,"
-     "    version = p.version + 1, update_time = now()"
-     "  FROM changed WHERE p.product_id = changed.product_id"
-     "  RETURNING p.product_id"
-     ") SELECT true, * FROM changed"
-     "  UNION ALL SELECT false, id, product_id, quantity, status, customer_id,"
-     "    request_id, requested_ttl_ms, create_us, expire_us, update_us,"
-     "    backordered_quantity FROM r"
-     "  WHERE NOT EXISTS (SELECT 1 FROM changed)"},
     // Sweeper, step 1: claim due holds no other sweeper holds, expire them.
     {"expire_pick",
      "WITH due AS ("
@@ -572,69 +498,151 @@ absl::StatusOr<ReserveOutcome> Replay(const ReserveCommand& c,
 
 }  // namespace
 
-absl::StatusOr<ReserveOutcome> ShardStore::Reserve(const ReserveCommand& c) {
-  return Run("reserve", [&]() -> absl::StatusOr<ReserveOutcome> {
-    pqxx::nontransaction tx(conn_->c);
-    pqxx::result r;
-    try {
-      r = tx.exec_prepared("reserve", c.product_id, c.quantity, c.customer_id,
-                           c.request_id,
-                           absl::ToInt64Milliseconds(c.requested_ttl),
-                           absl::ToInt64Milliseconds(c.hold_ttl));
-    } catch (const pqxx::unique_violation&) {
-      // A concurrent call with the same request id won; ours changed nothing.
-      r = pqxx::result();
+namespace {
+
+// A PostgreSQL array literal of numbers.
+template <typename T>
+std::string NumberArray(const std::vector<T>& values) {
+  return absl::StrCat("{", absl::StrJoin(values, ","), "}");
+}
+
+// A PostgreSQL array literal of strings, each quoted and escaped.
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
     }
-    if (!r.empty()) {
-      const bool replayed = r[0][0].as<bool>();
-      ReservationRecord rec = ParseReservation(r[0], 1);
-      if (replayed) return Replay(c, std::move(rec));
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+// The answer to one request of a batch, from inv_apply_batch's row.
+absl::StatusOr<ReserveOutcome> BatchAnswer(const ReservationOp& op,
+                                           const pqxx::row& row) {
+  const int outcome = row[1].as<int>();
+  ReservationRecord rec;
+  if (!row[3].is_null()) rec = ParseReservation(row, 3);
+  switch (outcome) {
+    case 1:
       return ReserveOutcome{std::move(rec), false};
+    case 2:
+    case 4:
+      return Replay(op.reserve, std::move(rec));
+    case 3: {
+      const ReserveCommand& c = op.reserve;
+      const int64_t available = row[2].as<int64_t>();
+      return MakeError(
+          absl::StatusCode::kFailedPrecondition, reason::kOutOfStock,
+          absl::StrCat("product ", c.product_id, " has ", available,
+                       " units available, ", c.quantity, " requested"),
+          {{"productId", absl::StrCat(c.product_id)},
+           {"requested", absl::StrCat(c.quantity)},
+           {"available", absl::StrCat(available)}});
     }
-    // Nothing taken: a request id committed after our snapshot, an unknown
-    // product, or not enough stock. Each statement below sees fresh data.
-    pqxx::result prior = tx.exec_prepared("reservation_by_request",
-                                          c.request_id);
-    if (!prior.empty()) return Replay(c, ParseReservation(prior[0], 0));
-    pqxx::result p = tx.exec_prepared("product_get", c.product_id);
-    if (p.empty()) return NotFoundProduct(c.product_id);
-    ProductRecord product = ParseProduct(p[0]);
-    return MakeError(
-        absl::StatusCode::kFailedPrecondition, reason::kOutOfStock,
-        absl::StrCat("product ", c.product_id, " has ", product.available(),
-                     " units available, ", c.quantity, " requested"),
-        {{"productId", absl::StrCat(c.product_id)},
-         {"requested", absl::StrCat(c.quantity)},
-         {"available", absl::StrCat(product.available())}});
+    case 5:
+      return NotFoundProduct(op.reserve.product_id);
+    case 6:
+      return NotFoundReservation(op.product_id, op.row_id);
+    case 7:
+      return NotPending(rec, op.kind == ReservationOp::Kind::kRelease
+                                 ? "release"
+                                 : "commit");
+    case 8:
+    case 9:
+      return ReserveOutcome{std::move(rec), outcome == 9};
+  }
+  return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                   "internal error; it has been logged");
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>>
+ShardStore::ApplyBatch(const std::vector<ReservationOp>& ops) {
+  using Answers = std::vector<absl::StatusOr<ReserveOutcome>>;
+  return Run("apply batch", [&]() -> absl::StatusOr<Answers> {
+    const size_t n = ops.size();
+    std::vector<int> kinds(n);
+    std::vector<int64_t> products(n), rows(n), quantities(n), requested(n),
+        holds(n);
+    std::vector<std::string> customers(n), requests(n);
+    for (size_t i = 0; i < n; ++i) {
+      const ReservationOp& op = ops[i];
+      kinds[i] = static_cast<int>(op.kind);
+      if (op.kind == ReservationOp::Kind::kReserve) {
+        products[i] = op.reserve.product_id;
+        quantities[i] = op.reserve.quantity;
+        customers[i] = op.reserve.customer_id;
+        requests[i] = op.reserve.request_id;
+        requested[i] = absl::ToInt64Milliseconds(op.reserve.requested_ttl);
+        holds[i] = absl::ToInt64Milliseconds(op.reserve.hold_ttl);
+      } else {
+        products[i] = op.product_id;
+        rows[i] = op.row_id;
+      }
+    }
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared(
+        "apply_batch", NumberArray(kinds), NumberArray(products),
+        NumberArray(rows), NumberArray(quantities), TextArray(customers),
+        TextArray(requests), NumberArray(requested), NumberArray(holds));
+    if (r.size() != n) {
+      spdlog::error("shard {}: inv_apply_batch answered {} rows for {} requests",
+                    shard_index_, r.size(), n);
+      return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                       "internal error; it has been logged");
+    }
+    Answers answers;
+    answers.reserve(n);
+    for (size_t i = 0; i < n; ++i) answers.push_back(BatchAnswer(ops[i], r[i]));
+    return answers;
   });
+}
+
+namespace {
+
+// The single answer of a one-request batch.
+absl::StatusOr<ReserveOutcome> Single(
+    absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> batch) {
+  if (!batch.ok()) return batch.status();
+  return std::move(batch->front());
+}
+
+}  // namespace
+
+absl::StatusOr<ReserveOutcome> ShardStore::Reserve(const ReserveCommand& c) {
+  ReservationOp op;
+  op.kind = ReservationOp::Kind::kReserve;
+  op.reserve = c;
+  return Single(ApplyBatch({op}));
 }
 
 absl::StatusOr<ReservationRecord> ShardStore::Release(int64_t product_id,
                                                       int64_t row_id) {
-  return Run("release", [&]() -> absl::StatusOr<ReservationRecord> {
-    pqxx::nontransaction tx(conn_->c);
-    pqxx::result r = tx.exec_prepared("release", row_id, product_id);
-    if (r.empty()) return NotFoundReservation(product_id, row_id);
-    ReservationRecord rec = ParseReservation(r[0], 1);
-    if (rec.status == ReservationStatus::kPurchased) {
-      return NotPending(rec, "release");
-    }
-    return rec;  // RELEASED now, or already RELEASED / EXPIRED.
-  });
+  ReservationOp op;
+  op.kind = ReservationOp::Kind::kRelease;
+  op.product_id = product_id;
+  op.row_id = row_id;
+  absl::StatusOr<ReserveOutcome> r = Single(ApplyBatch({op}));
+  if (!r.ok()) return r.status();
+  return std::move(r->reservation);
 }
 
 absl::StatusOr<ReservationRecord> ShardStore::Commit(int64_t product_id,
                                                      int64_t row_id) {
-  return Run("commit", [&]() -> absl::StatusOr<ReservationRecord> {
-    pqxx::nontransaction tx(conn_->c);
-    pqxx::result r = tx.exec_prepared("commit", row_id, product_id);
-    if (r.empty()) return NotFoundReservation(product_id, row_id);
-    ReservationRecord rec = ParseReservation(r[0], 1);
-    if (rec.status != ReservationStatus::kPurchased) {
-      return NotPending(rec, "commit");
-    }
-    return rec;  // PURCHASED now, or already PURCHASED.
-  });
+  ReservationOp op;
+  op.kind = ReservationOp::Kind::kCommit;
+  op.product_id = product_id;
+  op.row_id = row_id;
+  absl::StatusOr<ReserveOutcome> r = Single(ApplyBatch({op}));
+  if (!r.ok()) return r.status();
+  return std::move(r->reservation);
 }
 
 absl::StatusOr<ReservationRecord> ShardStore::GetReservation(

@@ -2,6 +2,11 @@
 // one ShardStore (one connection). gRPC handlers hand their work here and never
 // block on the database; every call is answered exactly once, by its worker or,
 // when its deadline runs out first, by the executor's deadline scan.
+//
+// This is also where concurrent reserve / release / commit calls for the shard
+// are coalesced: a worker takes every such call waiting (up to max_batch, in
+// arrival order) and decides them in one group transaction. A lone call is
+// never held back to wait for company.
 #ifndef INVENTORY_EXECUTOR_SHARD_EXECUTOR_H_
 #define INVENTORY_EXECUTOR_SHARD_EXECUTOR_H_
 
@@ -34,8 +39,12 @@ class ShardExecutor {
     size_t max_queue = 20000;
     // How often queued and running calls are checked against their deadline.
     absl::Duration deadline_scan = absl::Milliseconds(10);
+    // Reserve / release / commit calls decided in one transaction, at most.
+    int max_batch = 64;
     // Told how long each call's database work took (metrics); may be empty.
     std::function<void(absl::Duration)> observe_call;
+    // Told the size of each group transaction (metrics); may be empty.
+    std::function<void(int)> observe_batch;
   };
 
   using StoreFactory = std::function<std::unique_ptr<ShardStore>()>;
@@ -66,6 +75,15 @@ class ShardExecutor {
                                            std::move(cancelled)));
   }
 
+  // Like Submit, for a reserve / release / commit: it may be decided in one
+  // transaction with others waiting for the shard.
+  void SubmitOp(absl::Time deadline, ReservationOp op,
+                std::function<void(absl::StatusOr<ReserveOutcome>)> done,
+                std::function<bool()> cancelled = nullptr) {
+    Enqueue(std::make_shared<OpCall>(deadline, std::move(op), std::move(done),
+                                     std::move(cancelled)));
+  }
+
   // Stops taking calls, lets queued and running ones finish until `deadline`,
   // then answers the rest UNAVAILABLE. Returns false if a worker is still
   // stuck (hung shard); the executor must then not be destroyed.
@@ -87,6 +105,10 @@ class ShardExecutor {
     virtual absl::Status Run(ShardStore& store) = 0;
     // Answers with `status` unless already answered.
     virtual void Fail(absl::Status status) = 0;
+    // The batchable request, or null for other work.
+    virtual const ReservationOp* op() const { return nullptr; }
+    // Answers a batchable request with its outcome.
+    virtual void CompleteOp(absl::StatusOr<ReserveOutcome> outcome) {}
     absl::Time deadline() const { return deadline_; }
     bool answered() const { return answered_.load(); }
     // Whether the caller has given up (answered calls count as given up).
@@ -137,7 +159,40 @@ class ShardExecutor {
     std::function<void(absl::StatusOr<T>)> done_;
   };
 
+  // A reserve / release / commit.
+  class OpCall : public Call {
+   public:
+    OpCall(absl::Time deadline, ReservationOp op,
+           std::function<void(absl::StatusOr<ReserveOutcome>)> done,
+           std::function<bool()> cancelled)
+        : Call(deadline, std::move(cancelled)),
+          op_(std::move(op)),
+          done_(std::move(done)) {}
+    absl::Status Run(ShardStore& store) override {
+      absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> r =
+          store.ApplyBatch({op_});
+      absl::Status status = r.ok() ? r->front().status() : r.status();
+      CompleteOp(r.ok() ? std::move(r->front())
+                        : absl::StatusOr<ReserveOutcome>(r.status()));
+      return status;
+    }
+    void Fail(absl::Status status) override {
+      AnswerOnce([&] { done_(std::move(status)); });
+    }
+    const ReservationOp* op() const override { return &op_; }
+    void CompleteOp(absl::StatusOr<ReserveOutcome> outcome) override {
+      AnswerOnce([&] { done_(std::move(outcome)); });
+    }
+
+   private:
+    const ReservationOp op_;
+    std::function<void(absl::StatusOr<ReserveOutcome>)> done_;
+  };
+
   void Enqueue(std::shared_ptr<Call> call);
+  // Decides `batch` (OpCalls) in one group transaction on `store`.
+  void RunBatch(ShardStore& store,
+                const std::vector<std::shared_ptr<Call>>& batch);
   void WorkerLoop(int worker);
   void DeadlineLoop();
   // The error for a call whose deadline ran out.
@@ -150,7 +205,8 @@ class ShardExecutor {
 
   mutable absl::Mutex mu_;
   std::deque<std::shared_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::shared_ptr<Call>> running_ ABSL_GUARDED_BY(mu_);
+  // What each worker is doing now (one call, or a batch).
+  std::vector<std::vector<std::shared_ptr<Call>>> running_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int live_workers_ ABSL_GUARDED_BY(mu_) = 0;
 

@@ -35,9 +35,17 @@ struct RunResult {
   // Open loop: scheduled requests not sent because --max_inflight were
   // already in flight (the server could not keep up with --rate).
   int64_t dropped = 0;
-  // CPU the load generator itself used during the run (user + system), in
-  // seconds: tells whether the client, not the server, was the bottleneck.
+  // Resources over the measured window (after the warm-up until the last
+  // call ended), from getrusage and /proc: CPU the load generator itself used
+  // (user + system, seconds), busy CPU of the whole machine and of
+  // --server_pid (in cores, -1 if unknown), and the server's peak RSS
+  // (VmHWM, KiB, -1 if unknown). They tell which process the bottleneck is.
+  double window_seconds = 0;
   double client_cpu_seconds = 0;
+  double machine_busy_cores = -1;
+  int machine_cores = 0;
+  double server_cpu_cores = -1;
+  int64_t server_peak_rss_kb = -1;
   // Reservations the server acknowledged, and a sample of them.
   int64_t acknowledged = 0;
   std::vector<AckedReservation> sample;

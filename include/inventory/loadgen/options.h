@@ -97,6 +97,10 @@ struct LoadOptions {
   // most this many products are read whole with GetProduct.
   int64_t verify_sample = 2000;
 
+  // A local server process (inventoryd) whose CPU use and peak RSS are
+  // reported for the measured window; 0 = none.
+  int server_pid = 0;
+
   // Prefix of every request id of this run (unique per run).
   std::string run_id;
 

@@ -64,6 +64,7 @@ class Metrics {
 
   // Per-shard figures.
   void ObserveShardCall(int shard, absl::Duration took);
+  void ObserveBatch(int shard, int size);
   void SetShardState(int shard, int in_use, size_t queued, bool reachable);
 
   // Business counters.
@@ -75,6 +76,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   absl::flat_hash_map<std::string, MethodMetrics> methods_;
   std::vector<prometheus::Histogram*> shard_call_seconds_;
+  std::vector<prometheus::Histogram*> shard_batch_size_;
   std::vector<prometheus::Gauge*> shard_in_use_;
   std::vector<prometheus::Gauge*> shard_queue_;
   std::vector<prometheus::Gauge*> shard_reachable_;

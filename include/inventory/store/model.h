@@ -91,6 +91,17 @@ struct ReserveOutcome {
   bool replayed = false;
 };
 
+// One request of a group transaction (ShardStore::ApplyBatch).
+struct ReservationOp {
+  enum class Kind : int16_t { kReserve = 1, kRelease = 2, kCommit = 3 };
+  Kind kind = Kind::kReserve;
+  // kReserve.
+  ReserveCommand reserve;
+  // kRelease / kCommit: the reservation (its product picks the shard).
+  int64_t product_id = 0;
+  int64_t row_id = 0;
+};
+
 // Available units of one product, for GetAvailability.
 struct AvailabilityRecord {
   int64_t product_id = 0;

@@ -100,6 +100,16 @@ class ShardStore {
   // again is a no-op; RELEASED/EXPIRED is RESERVATION_NOT_PENDING.
   absl::StatusOr<ReservationRecord> Commit(int64_t product_id, int64_t row_id);
 
+  // Decides `ops` in one transaction (one round trip), in order, each with
+  // exactly the outcome it would have had alone (see Reserve, Release,
+  // Commit); one request's refusal never fails the others. The outer status
+  // is an error only when the whole batch failed (shard unreachable,
+  // timeout): then none of it was applied, or, if the connection broke
+  // while committing, the outcome is unknown (retry with the same request
+  // ids: replays are safe).
+  absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> ApplyBatch(
+      const std::vector<ReservationOp>& ops);
+
   // Reads a reservation; NOT_FOUND RESERVATION_NOT_FOUND.
   absl::StatusOr<ReservationRecord> GetReservation(int64_t product_id,
                                                    int64_t row_id);
