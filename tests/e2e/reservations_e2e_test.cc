@@ -102,6 +102,9 @@ class ReservationsTest : public ::testing::Test {
     return p;
   }
 
+  void LastWidgetRace(const std::string& address_a,
+                      const std::string& address_b);
+
   static ShardCluster* cluster_;
   static InventorydProcess* a_;
   static InventorydProcess* b_;
@@ -157,45 +160,60 @@ RaceResult RunRace(int clients, int attempts,
   return result;
 }
 
-TEST_F(ReservationsTest, LastWidgetRaceNeverOversells) {
-  const int64_t product = NewProductId();
-  ASSERT_TRUE(CreateProduct(*stub_a_, product, 100).ok());
-  constexpr int kClients = 64;
-  constexpr int kAttempts = 20;
-  // Each client has its own channel, half through instance A, half through B.
-  std::vector<std::unique_ptr<v1::InventoryService::Stub>> stubs;
-  for (int c = 0; c < kClients; ++c) {
-    stubs.push_back(v1::InventoryService::NewStub(grpc::CreateCustomChannel(
-        (c % 2 == 0 ? a_ : b_)->address(), grpc::InsecureChannelCredentials(),
-        [c] {
-          grpc::ChannelArguments args;
-          args.SetInt("client-index", c);  // a distinct channel per client
-          return args;
-        }())));
+// The last-widget race through two instances at `address_a` and
+// `address_b`: stock 100, 64 clients x 20 attempts.
+void ReservationsTest::LastWidgetRace(const std::string& address_a,
+                                      const std::string& address_b) {
+    const int64_t product = NewProductId();
+    ASSERT_TRUE(CreateProduct(*stub_a_, product, 100).ok());
+    constexpr int kClients = 64;
+    constexpr int kAttempts = 20;
+    // Each client has its own channel, half through A, half through B.
+    std::vector<std::unique_ptr<v1::InventoryService::Stub>> stubs;
+    for (int c = 0; c < kClients; ++c) {
+      grpc::ChannelArguments args;
+      args.SetInt("client-index", c);  // a distinct channel per client
+      stubs.push_back(v1::InventoryService::NewStub(grpc::CreateCustomChannel(
+          c % 2 == 0 ? address_a : address_b,
+          grpc::InsecureChannelCredentials(), args)));
+    }
+    RaceResult r = RunRace(
+        kClients, kAttempts, [&](int c, int i, std::string* error) {
+          grpc::Status s =
+              Reserve(*stubs[c], absl::StrCat("race-", product, "-", c, "-", i),
+                      product, 1, absl::StrCat("shopper-", c));
+          if (s.ok()) return Outcome::kGranted;
+          if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+              ErrorInfoOf(s).reason() == "OUT_OF_STOCK") {
+            return Outcome::kOutOfStock;
+          }
+          *error = absl::StrCat(s.error_code(), " ", s.error_message());
+          return Outcome::kOther;
+        });
+    EXPECT_EQ(r.granted, 100);
+    EXPECT_EQ(r.out_of_stock, kClients * kAttempts - 100);
+    EXPECT_EQ(r.other, 0) << ::testing::PrintToString(r.other_errors);
+    v1::Product p = Product(product);
+    EXPECT_EQ(p.reserved_quantity(), 100);
+    EXPECT_EQ(p.available_quantity(), 0);
+    EXPECT_EQ(Rows(product, 1), 100);
   }
-  RaceResult r = RunRace(kClients, kAttempts,
-                         [&](int c, int i, std::string* error) {
-                           grpc::Status s = Reserve(
-                               *stubs[c], absl::StrCat("race-", product, "-",
-                                                       c, "-", i),
-                               product, 1, absl::StrCat("shopper-", c));
-                           if (s.ok()) return Outcome::kGranted;
-                           if (s.error_code() ==
-                                   grpc::StatusCode::FAILED_PRECONDITION &&
-                               ErrorInfoOf(s).reason() == "OUT_OF_STOCK") {
-                             return Outcome::kOutOfStock;
-                           }
-                           *error = absl::StrCat(s.error_code(), " ",
-                                                 s.error_message());
-                           return Outcome::kOther;
-                         });
-  EXPECT_EQ(r.granted, 100);
-  EXPECT_EQ(r.out_of_stock, kClients * kAttempts - 100);
-  EXPECT_EQ(r.other, 0) << ::testing::PrintToString(r.other_errors);
-  v1::Product p = Product(product);
-  EXPECT_EQ(p.reserved_quantity(), 100);
-  EXPECT_EQ(p.available_quantity(), 0);
-  EXPECT_EQ(Rows(product, 1), 100);
+
+TEST_F(ReservationsTest, LastWidgetRaceNeverOversells) {
+  // Coalescing on (the default): requests share group transactions.
+  LastWidgetRace(a_->address(), b_->address());
+}
+
+TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutCoalescing) {
+  // One transaction per request: every request races on the row lock.
+  std::string log;
+  auto c = InventorydProcess::Start(cluster_->DsnList(),
+                                    {"--max_batch=1", "--log_rpcs=false"}, &log);
+  ASSERT_NE(c, nullptr) << log;
+  auto d = InventorydProcess::Start(cluster_->DsnList(),
+                                    {"--max_batch=1", "--log_rpcs=false"}, &log);
+  ASSERT_NE(d, nullptr) << log;
+  LastWidgetRace(c->address(), d->address());
 }
 
 // The negative control: the same harness pointed at the naive design
