@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +51,8 @@ pid_t InventorydProcess::Spawn(const std::string& shards,
                                const std::string& log_path) {
   pid_t pid = fork();
   if (pid != 0) return pid;
+  // Die with the test, even if it crashes before its destructors run.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd >= 0) {
     dup2(fd, 1);
