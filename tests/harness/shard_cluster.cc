@@ -51,6 +51,12 @@ std::unique_ptr<ShardCluster> ShardCluster::Start(int count) {
     cluster->dsns_.emplace_back(d);
   }
   if (cluster->size() != count) return nullptr;
+  // A watchdog removes the shards if this process dies without running its
+  // destructors (a crash), so no test leaves servers behind.
+  RunCommand(absl::StrCat("nohup sh -c 'while kill -0 ", getpid(),
+                          " 2>/dev/null; do sleep 1; done; ",
+                          INVENTORY_SHARDS_SCRIPT, " destroy --dir ", dir,
+                          "' >/dev/null 2>&1 &"));
   return cluster;
 }
 
