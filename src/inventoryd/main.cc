@@ -33,8 +33,7 @@ ABSL_FLAG(absl::Duration, default_hold_ttl, absl::Minutes(15),
           "hold time of a reservation whose request sets no hold_ttl");
 ABSL_FLAG(int64_t, max_quantity, 10000, "largest quantity of one reservation");
 ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(5),
-          "deadline of a call whose client sets none (also bounds calls "
-          "with a longer one)");
+          "deadline of a call whose client sets none");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "how long SIGTERM waits for in-flight calls");
 ABSL_FLAG(int, shard_connections, 4, "worker connections per shard");

@@ -1,0 +1,1004 @@
+// End to end: inventoryd against 3 real shards while things break — a shard
+// crash-stops, a shard hangs (SIGSTOP), the service is SIGKILLed mid-load, a
+// shard is killed mid-load, and the service starts with a shard down. A shard
+// that is down or hung costs only its own products, every call stays inside
+// its deadline, and no acknowledged reservation is lost or made twice.
+//
+// Products live on shard product_id mod 3; every test uses its own product
+// ids and request-id prefix, since the tests share one set of shards.
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "grpc_client.h"
+#include "gtest/gtest.h"
+#include "inventoryd_process.h"
+#include "shard_cluster.h"
+#include "sql.h"
+
+namespace inventory::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+namespace v1 = ::inventory::v1;
+
+constexpr int kShards = 3;
+constexpr int kServing = 1;
+constexpr char kServiceName[] = "inventory.v1.InventoryService";
+
+// A product id of `base` that lives on `shard`.
+int64_t ProductOn(int64_t base, int shard) { return base * kShards + shard; }
+
+// "CODE: message [reason]" for failure messages.
+std::string Describe(const grpc::Status& s) {
+  return absl::StrCat(s.error_code(), ": ", s.error_message(), " [",
+                      ErrorInfoOf(s).reason(), "]");
+}
+
+// The ErrorInfo's "shard" metadata ("" if none).
+std::string ShardOf(const google::rpc::ErrorInfo& info) {
+  auto it = info.metadata().find("shard");
+  return it == info.metadata().end() ? "" : it->second;
+}
+
+// A message must never show connection parameters.
+::testing::AssertionResult LeaksNothing(const grpc::Status& s) {
+  const std::string lower = absl::AsciiStrToLower(s.error_message());
+  if (absl::StrContains(lower, "password") || absl::StrContains(lower, "host=")) {
+    return ::testing::AssertionFailure()
+           << "message shows connection parameters: " << s.error_message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// UNAVAILABLE / SHARD_UNAVAILABLE, domain inventory.v1, metadata shard=`shard`,
+// and a message without connection parameters.
+::testing::AssertionResult IsShardUnavailable(const grpc::Status& s,
+                                              int shard) {
+  if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+    return ::testing::AssertionFailure()
+           << "want UNAVAILABLE, got " << Describe(s);
+  }
+  const google::rpc::ErrorInfo info = ErrorInfoOf(s);
+  if (info.reason() != "SHARD_UNAVAILABLE" || info.domain() != "inventory.v1" ||
+      ShardOf(info) != absl::StrCat(shard)) {
+    return ::testing::AssertionFailure()
+           << "want reason SHARD_UNAVAILABLE, domain inventory.v1, shard "
+           << shard << "; got reason '" << info.reason() << "', domain '"
+           << info.domain() << "', shard '" << ShardOf(info) << "' ("
+           << s.error_message() << ")";
+  }
+  return LeaksNothing(s);
+}
+
+// A hung shard's answer: UNAVAILABLE / SHARD_UNAVAILABLE, or DEADLINE_EXCEEDED
+// with the service's reason (shard metadata) or none at all (the client's own
+// timer fired first; the brief gives deadline errors no reason).
+::testing::AssertionResult IsHungShardAnswer(const grpc::Status& s,
+                                             int shard) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return IsShardUnavailable(s, shard);
+  }
+  if (s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return ::testing::AssertionFailure()
+           << "want UNAVAILABLE or DEADLINE_EXCEEDED, got " << Describe(s);
+  }
+  const google::rpc::ErrorInfo info = ErrorInfoOf(s);
+  if (!info.reason().empty() &&
+      (info.reason() != "DEADLINE_EXCEEDED" || info.domain() != "inventory.v1" ||
+       ShardOf(info) != absl::StrCat(shard))) {
+    return ::testing::AssertionFailure()
+           << "DEADLINE_EXCEEDED with reason '" << info.reason()
+           << "', domain '" << info.domain() << "', shard '" << ShardOf(info)
+           << "'; want DEADLINE_EXCEEDED/inventory.v1/shard " << shard;
+  }
+  return LeaksNothing(s);
+}
+
+// An outcome the client cannot know: the call may or may not have happened.
+bool IsUnknownOutcome(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         s.error_code() == grpc::StatusCode::CANCELLED ||
+         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+// A call's status and how long it took.
+struct Timed {
+  grpc::Status status;
+  absl::Duration elapsed;
+};
+
+// Runs `call` with a context whose deadline is `deadline` from now.
+Timed TimeCall(absl::Duration deadline,
+               const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  auto ctx = ContextWithTimeout(deadline);
+  const absl::Time start = absl::Now();
+  grpc::Status s = call(ctx.get());
+  return {s, absl::Now() - start};
+}
+
+// Runs `call` with NO deadline; a watchdog cancels it after `watchdog` so a
+// service that never answers fails the test instead of hanging it.
+Timed TimeCallWithoutDeadline(
+    absl::Duration watchdog,
+    const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  grpc::ClientContext ctx;
+  absl::Notification done;
+  std::thread dog([&] {
+    if (!done.WaitForNotificationWithTimeout(watchdog)) ctx.TryCancel();
+  });
+  const absl::Time start = absl::Now();
+  grpc::Status s = call(&ctx);
+  const absl::Duration elapsed = absl::Now() - start;
+  done.Notify();
+  dog.join();
+  return {s, elapsed};
+}
+
+v1::ReserveItemRequest ReserveRequest(const std::string& request_id,
+                                      int64_t product_id, int64_t quantity,
+                                      const std::string& customer_id) {
+  v1::ReserveItemRequest req;
+  req.set_request_id(request_id);
+  req.set_product_id(product_id);
+  req.set_quantity(quantity);
+  req.set_customer_id(customer_id);
+  return req;
+}
+
+// Polls `ok` (one call per round) until it holds `streak` times in a row or
+// `budget` runs out. Returns whether it did.
+bool WaitForStreak(absl::Duration budget, int streak,
+                   const std::function<bool()>& ok) {
+  const absl::Time until = absl::Now() + budget;
+  int run = 0;
+  while (absl::Now() < until) {
+    if (ok()) {
+      if (++run >= streak) return true;
+    } else {
+      run = 0;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+  return false;
+}
+
+// Reserve with a client's retry policy: retried while UNAVAILABLE (retry
+// later, per the brief) until `budget` runs out. *attempts counts the calls.
+grpc::Status ReserveRetryingUnavailable(InventoryService::Stub& stub,
+                                        const v1::ReserveItemRequest& req,
+                                        v1::ReserveItemResponse* resp,
+                                        absl::Duration budget,
+                                        int* attempts) {
+  const absl::Time until = absl::Now() + budget;
+  grpc::Status s;
+  *attempts = 0;
+  do {
+    ++*attempts;
+    resp->Clear();
+    auto ctx = ContextWithTimeout(absl::Seconds(3));
+    s = stub.ReserveItem(ctx.get(), req, resp);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return s;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < until);
+  return s;
+}
+
+// GetReservation, retried while UNAVAILABLE until `budget` runs out.
+grpc::Status GetReservationRetrying(InventoryService::Stub& stub,
+                                    const std::string& reservation_id,
+                                    v1::Reservation* out,
+                                    absl::Duration budget) {
+  const absl::Time until = absl::Now() + budget;
+  v1::GetReservationRequest req;
+  req.set_reservation_id(reservation_id);
+  grpc::Status s;
+  do {
+    out->Clear();
+    auto ctx = ContextWithTimeout(absl::Seconds(3));
+    s = stub.GetReservation(ctx.get(), req, out);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return s;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < until);
+  return s;
+}
+
+// Request ids whose reservation rows number more than one (invariant 3).
+int64_t DuplicatedRequestIds(const std::string& dsn, const std::string& prefix) {
+  return QueryInt(dsn, absl::StrCat(
+                           "SELECT count(*) FROM (SELECT request_id FROM "
+                           "reservations WHERE request_id LIKE '",
+                           prefix, "%' GROUP BY request_id "
+                           "HAVING count(*) > 1) d"));
+}
+
+// Reservation rows of a product with a given status (1 = PENDING).
+int64_t RowsOf(const std::string& dsn, int64_t product_id, int status) {
+  return QueryInt(dsn, absl::StrCat("SELECT count(*) FROM reservations WHERE "
+                                    "product_id = ",
+                                    product_id, " AND status = ", status));
+}
+
+// 1-unit reservations of one product from many threads, each with a unique
+// request id, until a thread's first failure, `max_attempts` calls in all
+// (so retries later cannot run out of stock), or `max_run`.
+class ReserveLoad {
+ public:
+  struct Acked {
+    std::string request_id;
+    std::string reservation_id;
+  };
+
+  ReserveLoad(const std::string& address, int64_t product_id,
+              std::string prefix, int threads, int max_attempts,
+              absl::Duration pacing, absl::Duration max_run)
+      : stub_(InventoryService::NewStub(Connect(address))),
+        product_id_(product_id),
+        prefix_(std::move(prefix)),
+        max_attempts_(max_attempts),
+        pacing_(pacing),
+        until_(absl::Now() + max_run) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, t] { Run(t); });
+    }
+  }
+  ~ReserveLoad() { Join(); }
+
+  void Join() {
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  int acked_count() const { return acked_count_.load(); }
+  const std::string& customer() const { return prefix_; }
+
+  // Valid after Join().
+  const std::vector<Acked>& acked() const { return acked_; }
+  const std::vector<std::string>& unknown() const { return unknown_; }
+  const std::vector<std::string>& unexpected() const { return unexpected_; }
+
+ private:
+  void Run(int thread) {
+    for (int n = 0; absl::Now() < until_; ++n) {
+      if (attempts_.fetch_add(1) >= max_attempts_) return;
+      const std::string id = absl::StrCat(prefix_, thread, "-", n);
+      v1::ReserveItemResponse resp;
+      auto ctx = ContextWithTimeout(absl::Seconds(5));
+      grpc::Status s = stub_->ReserveItem(
+          ctx.get(), ReserveRequest(id, product_id_, 1, prefix_), &resp);
+      {
+        absl::MutexLock lock(&mu_);
+        if (s.ok()) {
+          acked_.push_back({id, resp.reservation().reservation_id()});
+          acked_count_.fetch_add(1);
+        } else if (IsUnknownOutcome(s)) {
+          unknown_.push_back(id);
+          return;
+        } else {
+          unexpected_.push_back(absl::StrCat(id, ": ", Describe(s)));
+          return;
+        }
+      }
+      if (pacing_ > absl::ZeroDuration()) absl::SleepFor(pacing_);
+    }
+  }
+
+  std::unique_ptr<InventoryService::Stub> stub_;
+  const int64_t product_id_;
+  const std::string prefix_;
+  const int max_attempts_;
+  const absl::Duration pacing_;
+  const absl::Time until_;
+  std::atomic<int> attempts_{0};
+  std::atomic<int> acked_count_{0};
+  absl::Mutex mu_;
+  std::vector<Acked> acked_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> unknown_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> unexpected_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
+
+class ShardFailureTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cluster_ = ShardCluster::Start(kShards).release(); }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+  void SetUp() override { ASSERT_NE(cluster_, nullptr); }
+
+  // Shows the servers' logs if the test failed, stops them, and brings every
+  // shard back (resumed, started) whatever the test's assertions did.
+  void TearDown() override {
+    if (HasFailure()) {
+      for (const auto& s : servers_) {
+        std::cerr << "---- inventoryd (port " << s->port() << ") log ----\n"
+                  << s->Log() << "---- end of log ----\n";
+      }
+    }
+    servers_.clear();
+    if (cluster_ == nullptr) return;
+    for (int i : paused_) cluster_->Resume(i);
+    paused_.clear();
+    for (int i : killed_) cluster_->StartShard(i);
+    killed_.clear();
+  }
+
+  // Starts an inventoryd over the cluster (owned by the fixture); nullptr and
+  // a test failure if it does not serve.
+  InventorydProcess* StartServer(std::vector<std::string> extra = {}) {
+    extra.push_back("--sweep_interval=200ms");
+    std::string log;
+    auto server = InventorydProcess::Start(cluster_->DsnList(), extra, &log);
+    EXPECT_NE(server, nullptr) << "inventoryd did not start:\n" << log;
+    if (server == nullptr) return nullptr;
+    servers_.push_back(std::move(server));
+    return servers_.back().get();
+  }
+
+  void PauseShard(int i) {
+    paused_.insert(i);
+    cluster_->Pause(i);
+  }
+  void ResumeShard(int i) {
+    cluster_->Resume(i);
+    paused_.erase(i);
+  }
+  void KillShard(int i) {
+    killed_.insert(i);
+    cluster_->Kill(i);
+  }
+  void StartShard(int i) {
+    cluster_->StartShard(i);
+    killed_.erase(i);
+  }
+
+  // Waits until GetProduct of `product_id` succeeds 5 times in a row; prints
+  // how long that took and what the failures on the way said.
+  static bool WaitUntilServes(InventoryService::Stub& stub, int64_t product_id,
+                              absl::Duration budget) {
+    const absl::Time start = absl::Now();
+    std::map<std::string, int> failures;
+    bool ok = WaitForStreak(budget, 5, [&] {
+      v1::GetProductRequest req;
+      req.set_product_id(product_id);
+      v1::Product p;
+      auto ctx = ContextWithTimeout(absl::Seconds(2));
+      grpc::Status s = stub.GetProduct(ctx.get(), req, &p);
+      if (!s.ok()) ++failures[Describe(s)];
+      return s.ok();
+    });
+    std::cout << "[ info ] product " << product_id << " served again after "
+              << absl::FormatDuration(absl::Now() - start);
+    for (const auto& [what, n] : failures) std::cout << "; " << n << "x " << what;
+    std::cout << "\n";
+    return ok;
+  }
+
+  static ShardCluster* cluster_;
+  std::vector<std::unique_ptr<InventorydProcess>> servers_;
+  std::set<int> paused_;
+  std::set<int> killed_;
+};
+ShardCluster* ShardFailureTest::cluster_ = nullptr;
+
+TEST_F(ShardFailureTest, ShardDownAnswersUnavailableOthersKeepWorking) {
+  InventorydProcess* server = StartServer({"--default_deadline=2s"});
+  ASSERT_NE(server, nullptr);
+  auto stub = InventoryService::NewStub(Connect(server->address()));
+  int64_t p[kShards];
+  for (int s = 0; s < kShards; ++s) {
+    p[s] = ProductOn(1000, s);
+    ASSERT_TRUE(CreateProduct(*stub, p[s], 100).ok()) << "product " << p[s];
+  }
+  v1::ReserveItemResponse held;
+  grpc::Status made = Reserve(*stub, "t1-held", p[1], 2, "cust-t1", &held);
+  ASSERT_TRUE(made.ok()) << Describe(made);
+  const std::string held_id = held.reservation().reservation_id();
+
+  KillShard(1);
+
+  // Every call for shard 1 answers SHARD_UNAVAILABLE well inside its 3 s.
+  const absl::Duration kDeadline = absl::Seconds(3);
+  const absl::Duration kFast = absl::Seconds(1);
+  {
+    v1::ReserveItemResponse resp;
+    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
+      return stub->ReserveItem(
+          ctx, ReserveRequest("t1-during", p[1], 1, "cust-t1"), &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "ReserveItem";
+    EXPECT_LT(t.elapsed, kFast) << "ReserveItem";
+  }
+  {
+    v1::GetProductRequest req;
+    req.set_product_id(p[1]);
+    v1::Product resp;
+    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
+      return stub->GetProduct(ctx, req, &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "GetProduct";
+    EXPECT_LT(t.elapsed, kFast) << "GetProduct";
+  }
+  {
+    v1::ReleaseItemRequest req;
+    req.set_reservation_id(held_id);
+    v1::ReleaseItemResponse resp;
+    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
+      return stub->ReleaseItem(ctx, req, &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "ReleaseItem";
+    EXPECT_LT(t.elapsed, kFast) << "ReleaseItem";
+  }
+  {
+    v1::CommitReservationRequest req;
+    req.set_reservation_id(held_id);
+    v1::CommitReservationResponse resp;
+    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
+      return stub->CommitReservation(ctx, req, &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "CommitReservation";
+    EXPECT_LT(t.elapsed, kFast) << "CommitReservation";
+  }
+  {
+    v1::GetReservationRequest req;
+    req.set_reservation_id(held_id);
+    v1::Reservation resp;
+    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
+      return stub->GetReservation(ctx, req, &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "GetReservation";
+    EXPECT_LT(t.elapsed, kFast) << "GetReservation";
+  }
+
+  // Shards 0 and 2 keep working.
+  for (int s : {0, 2}) {
+    v1::ReserveItemResponse resp;
+    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
+      return stub->ReserveItem(
+          ctx, ReserveRequest(absl::StrCat("t1-other-", s), p[s], 1, "cust-t1"),
+          &resp);
+    });
+    EXPECT_TRUE(t.status.ok()) << "shard " << s << ": " << Describe(t.status);
+    EXPECT_LT(t.elapsed, kFast) << "shard " << s;
+  }
+
+  // GetAvailability answers the reachable shards and names shard 1's ids.
+  {
+    v1::GetAvailabilityRequest req;
+    for (int s = 0; s < kShards; ++s) req.add_product_ids(p[s]);
+    v1::GetAvailabilityResponse resp;
+    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
+      return stub->GetAvailability(ctx, req, &resp);
+    });
+    ASSERT_TRUE(t.status.ok()) << Describe(t.status);
+    EXPECT_LT(t.elapsed, kFast);
+    ASSERT_EQ(resp.availabilities_size(), 2) << resp.DebugString();
+    EXPECT_EQ(resp.availabilities(0).product_id(), p[0]);
+    EXPECT_EQ(resp.availabilities(0).available_quantity(), 99);
+    EXPECT_EQ(resp.availabilities(1).product_id(), p[2]);
+    EXPECT_EQ(resp.availabilities(1).available_quantity(), 99);
+    EXPECT_THAT(resp.unavailable_product_ids(), ElementsAre(p[1]));
+    EXPECT_THAT(resp.not_found_product_ids(), IsEmpty());
+  }
+
+  // Back up: shard 1 serves again, and the reservation acknowledged before
+  // the crash is still there, untouched by the release/commit that failed.
+  StartShard(1);
+  ASSERT_TRUE(WaitUntilServes(*stub, p[1], absl::Seconds(10)))
+      << "shard 1 did not serve again within 10 s of its restart";
+  v1::Reservation after;
+  grpc::Status got =
+      GetReservationRetrying(*stub, held_id, &after, absl::Seconds(5));
+  ASSERT_TRUE(got.ok()) << Describe(got);
+  EXPECT_EQ(after.status(), v1::RESERVATION_STATUS_PENDING);
+  EXPECT_EQ(after.quantity(), 2);
+  EXPECT_EQ(after.request_id(), "t1-held");
+  v1::ReserveItemResponse again;
+  int attempts = 0;
+  grpc::Status reserved = ReserveRetryingUnavailable(
+      *stub, ReserveRequest("t1-after", p[1], 1, "cust-t1"), &again,
+      absl::Seconds(5), &attempts);
+  EXPECT_TRUE(reserved.ok()) << Describe(reserved);
+  v1::Product product;
+  ASSERT_TRUE(GetProduct(*stub, p[1], &product).ok());
+  EXPECT_EQ(product.reserved_quantity(), 3);
+  EXPECT_EQ(RowsOf(cluster_->dsn(1), p[1], 1), 2);
+  // "t1-during" failed while the shard was down: it reserved nothing.
+  EXPECT_EQ(QueryInt(cluster_->dsn(1),
+                     "SELECT count(*) FROM reservations WHERE request_id = "
+                     "'t1-during'"),
+            0);
+  for (int s = 0; s < kShards; ++s) {
+    EXPECT_EQ(CounterDrift(cluster_->dsn(s)), 0) << "shard " << s;
+  }
+}
+
+// One call made around the time a shard froze: when it started, how it ended.
+struct Probe {
+  std::string request_id;
+  absl::Time start;
+  Timed result;
+};
+
+TEST_F(ShardFailureTest, HungShardCostsOnlyItsOwnProducts) {
+  InventorydProcess* server = StartServer({"--default_deadline=2s"});
+  ASSERT_NE(server, nullptr);
+  auto channel = Connect(server->address());
+  auto stub = InventoryService::NewStub(channel);
+  int64_t p[kShards];
+  for (int s = 0; s < kShards; ++s) {
+    p[s] = ProductOn(2000, s);
+    ASSERT_TRUE(CreateProduct(*stub, p[s], 100000).ok()) << "product " << p[s];
+    grpc::Status warm =
+        Reserve(*stub, absl::StrCat("t2-warm-", s), p[s], 1, "cust-t2");
+    ASSERT_TRUE(warm.ok()) << Describe(warm);
+  }
+
+  // The launcher takes seconds to freeze a shard, so the calls run all along,
+  // from before the freeze until the service has noticed it: shard-1
+  // reserves with a 1 s deadline, shard-1 reads with no deadline at all, and
+  // reserves for shards 0 and 2 from 10 threads.
+  std::atomic<bool> stop{false};
+  absl::Mutex mu;
+  std::vector<Probe> with_deadline;     // guarded by mu
+  std::vector<Probe> without_deadline;  // guarded by mu
+  std::vector<Probe> others;            // guarded by mu
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    for (int n = 0; !stop.load(); ++n) {
+      Probe probe{absl::StrCat("t2-hung-", n), absl::Now(), {}};
+      v1::ReserveItemResponse resp;
+      probe.result = TimeCall(absl::Seconds(1), [&](grpc::ClientContext* ctx) {
+        return stub->ReserveItem(
+            ctx, ReserveRequest(probe.request_id, p[1], 1, "cust-t2"), &resp);
+      });
+      {
+        absl::MutexLock lock(&mu);
+        with_deadline.push_back(std::move(probe));
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  });
+  threads.emplace_back([&] {
+    while (!stop.load()) {
+      Probe probe{"", absl::Now(), {}};
+      v1::GetProductRequest req;
+      req.set_product_id(p[1]);
+      v1::Product resp;
+      probe.result = TimeCallWithoutDeadline(
+          absl::Seconds(10), [&](grpc::ClientContext* ctx) {
+            return stub->GetProduct(ctx, req, &resp);
+          });
+      {
+        absl::MutexLock lock(&mu);
+        without_deadline.push_back(std::move(probe));
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  });
+  for (int t = 0; t < 10; ++t) {
+    threads.emplace_back([&, t] {
+      for (int n = 0; !stop.load(); ++n) {
+        Probe probe{absl::StrCat("t2-fast-", t, "-", n), absl::Now(), {}};
+        const int64_t product = p[(t + n) % 2 == 0 ? 0 : 2];
+        v1::ReserveItemResponse resp;
+        probe.result = TimeCall(absl::Seconds(5), [&](grpc::ClientContext* ctx) {
+          return stub->ReserveItem(
+              ctx, ReserveRequest(probe.request_id, product, 1, "cust-t2"),
+              &resp);
+        });
+        {
+          absl::MutexLock lock(&mu);
+          others.push_back(std::move(probe));
+        }
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    });
+  }
+  auto ok_count = [&] {
+    absl::MutexLock lock(&mu);
+    return std::count_if(with_deadline.begin(), with_deadline.end(),
+                         [](const Probe& pr) { return pr.result.status.ok(); });
+  };
+  const bool warmed = WaitForStreak(absl::Seconds(5), 1, [&] {
+    absl::SleepFor(absl::Milliseconds(10));
+    return ok_count() >= 3;
+  });
+
+  PauseShard(1);
+  const absl::Time paused = absl::Now();
+  int not_serving = 0;
+  const bool noticed = WaitForStreak(absl::Seconds(10), 1, [&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    not_serving += HealthStatus(channel, kServiceName) != kServing;
+    absl::MutexLock lock(&mu);
+    const bool fails_fast = std::any_of(
+        with_deadline.begin(), with_deadline.end(), [&](const Probe& pr) {
+          return pr.start > paused &&
+                 pr.result.status.error_code() ==
+                     grpc::StatusCode::UNAVAILABLE &&
+                 pr.result.elapsed < absl::Milliseconds(200);
+        });
+    const bool read_after = std::any_of(
+        without_deadline.begin(), without_deadline.end(),
+        [&](const Probe& pr) { return pr.start > paused; });
+    return fails_fast && read_after;
+  });
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(warmed) << "shard-1 reserves did not succeed before the pause";
+  EXPECT_TRUE(noticed) << "10 s after the freeze, shard-1 calls still did not "
+                          "fail fast (or a no-deadline call never returned)";
+  EXPECT_EQ(not_serving, 0)
+      << "readiness dropped while only shard 1 was hung";
+
+  // 1 s calls: each answered within ~1.5 s; once frozen, UNAVAILABLE or
+  // DEADLINE_EXCEEDED. At least one was caught by the freeze (hung until its
+  // deadline), or this test did not exercise a hung shard.
+  absl::Time hung_from = absl::InfiniteFuture();
+  std::map<std::string, int> answers;
+  for (const Probe& pr : with_deadline) {
+    const grpc::Status& st = pr.result.status;
+    EXPECT_LT(pr.result.elapsed, absl::Milliseconds(1500)) << pr.request_id;
+    if (pr.start > paused || !st.ok()) {
+      EXPECT_TRUE(IsHungShardAnswer(st, 1)) << pr.request_id;
+    }
+    if (!st.ok() && pr.result.elapsed >= absl::Milliseconds(800)) {
+      hung_from = std::min(hung_from, pr.start);
+      ++answers[absl::StrCat("hung until the deadline: ", Describe(st))];
+    } else if (!st.ok()) {
+      ++answers[absl::StrCat("at once: ", Describe(st))];
+    }
+  }
+  EXPECT_NE(hung_from, absl::InfiniteFuture())
+      << "no 1 s call was caught by the freeze";
+  std::cout << "[ info ] shard-1 calls with a 1 s deadline ("
+            << with_deadline.size() << "):";
+  for (const auto& [what, n] : answers) std::cout << "\n    " << n << "x " << what;
+  std::cout << "\n";
+
+  // No-deadline calls: bounded by --default_deadline=2s (+1 s margin).
+  absl::Duration longest_read;
+  for (const Probe& pr : without_deadline) {
+    EXPECT_LT(pr.result.elapsed, absl::Seconds(3))
+        << "a call without a deadline ran past --default_deadline=2s: "
+        << Describe(pr.result.status);
+    if (pr.start > paused || !pr.result.status.ok()) {
+      EXPECT_TRUE(IsHungShardAnswer(pr.result.status, 1)) << "no-deadline call";
+    }
+    if (!pr.result.status.ok() && pr.result.elapsed > longest_read) {
+      longest_read = pr.result.elapsed;
+      std::cout << "[ info ] no-deadline call answered after "
+                << absl::FormatDuration(pr.result.elapsed) << ": "
+                << Describe(pr.result.status) << "\n";
+    }
+  }
+  EXPECT_GE(longest_read, absl::Milliseconds(1500))
+      << "no no-deadline call was caught by the freeze";
+
+  // Shards 0 and 2: every reserve succeeded in under 1 s, at least 50 of them
+  // while shard-1 calls hung.
+  int during_hang = 0;
+  absl::Duration slowest;
+  for (const Probe& pr : others) {
+    EXPECT_TRUE(pr.result.status.ok())
+        << pr.request_id << ": " << Describe(pr.result.status);
+    EXPECT_LT(pr.result.elapsed, absl::Seconds(1)) << pr.request_id;
+    slowest = std::max(slowest, pr.result.elapsed);
+    during_hang += pr.start >= hung_from;
+  }
+  EXPECT_GE(during_hang, 50);
+  std::cout << "[ info ] " << others.size() << " reserves on shards 0/2 ("
+            << during_hang << " during the hang), slowest "
+            << absl::FormatDuration(slowest) << "\n";
+
+  // Still hung: shard 1 now fails at once, even without a deadline; the
+  // service stays ready; shards 0 and 2 serve.
+  EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
+  EXPECT_EQ(HealthStatus(channel, ""), kServing);
+  {
+    v1::GetProductRequest req;
+    req.set_product_id(p[1]);
+    v1::Product resp;
+    Timed late = TimeCallWithoutDeadline(
+        absl::Seconds(10), [&](grpc::ClientContext* ctx) {
+          return stub->GetProduct(ctx, req, &resp);
+        });
+    EXPECT_TRUE(IsShardUnavailable(late.status, 1)) << "late no-deadline call";
+    EXPECT_LT(late.elapsed, absl::Milliseconds(500)) << "late no-deadline call";
+  }
+  for (int s : {0, 2}) {
+    v1::ReserveItemResponse resp;
+    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+      return stub->ReserveItem(
+          ctx, ReserveRequest(absl::StrCat("t2-later-", s), p[s], 1, "cust-t2"),
+          &resp);
+    });
+    EXPECT_TRUE(t.status.ok()) << "shard " << s << ": " << Describe(t.status);
+    EXPECT_LT(t.elapsed, absl::Seconds(1)) << "shard " << s;
+  }
+
+  ResumeShard(1);
+  ASSERT_TRUE(WaitUntilServes(*stub, p[1], absl::Seconds(10)))
+      << "shard 1 did not serve again within 10 s of its resume";
+
+  // The shard-1 reserves that failed had an unknown outcome (a frozen
+  // statement runs when the shard thaws): a retry with the same request id
+  // succeeds and never reserves twice.
+  int replayed = 0;
+  for (const Probe& pr : with_deadline) {
+    if (pr.result.status.ok()) continue;
+    v1::ReserveItemResponse resp;
+    int attempts = 0;
+    grpc::Status s = ReserveRetryingUnavailable(
+        *stub, ReserveRequest(pr.request_id, p[1], 1, "cust-t2"), &resp,
+        absl::Seconds(5), &attempts);
+    EXPECT_TRUE(s.ok()) << "retry of " << pr.request_id << ": " << Describe(s);
+    replayed += resp.replayed();
+  }
+  std::cout << "[ info ] " << replayed
+            << " retried shard-1 reserves were replays\n";
+  EXPECT_EQ(DuplicatedRequestIds(cluster_->dsn(1), "t2-"), 0);
+  v1::Product product;
+  ASSERT_TRUE(GetProduct(*stub, p[1], &product).ok());
+  EXPECT_EQ(product.reserved_quantity(), RowsOf(cluster_->dsn(1), p[1], 1));
+  EXPECT_EQ(product.reserved_quantity(),
+            1 + static_cast<int64_t>(with_deadline.size()));
+  for (int s = 0; s < kShards; ++s) {
+    EXPECT_EQ(CounterDrift(cluster_->dsn(s)), 0) << "shard " << s;
+  }
+}
+
+TEST_F(ShardFailureTest, ServiceKilledMidFlightLosesNothing) {
+  InventorydProcess* a = StartServer();
+  InventorydProcess* b = StartServer();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto stub_b = InventoryService::NewStub(Connect(b->address()));
+  const int64_t product = ProductOn(3000, 2);
+  constexpr int64_t kStock = 500;
+  ASSERT_TRUE(CreateProduct(*stub_b, product, kStock).ok());
+
+  // 16 clients reserve through A with no pause between calls (so calls are
+  // in flight when A dies); A is SIGKILLed once 150 are acknowledged. At most
+  // 400 attempts in all, so retrying the unknown ones cannot run out of stock.
+  ReserveLoad load(a->address(), product, "t3-", 16, /*max_attempts=*/400,
+                   absl::ZeroDuration(), absl::Seconds(5));
+  const bool reached = WaitForStreak(absl::Seconds(5), 1, [&] {
+    absl::SleepFor(absl::Milliseconds(1));
+    return load.acked_count() >= 150;
+  });
+  a->Signal(SIGKILL);
+  load.Join();
+  EXPECT_TRUE(reached) << "A acknowledged only " << load.acked_count()
+                       << " reservations in 5 s";
+  EXPECT_NE(a->WaitExit(absl::Seconds(5)), -1);
+  EXPECT_THAT(load.unexpected(), IsEmpty());
+  std::cout << "[ info ] through A: " << load.acked().size()
+            << " acknowledged, " << load.unknown().size()
+            << " unknown outcome\n";
+  ASSERT_FALSE(load.acked().empty());
+  EXPECT_FALSE(load.unknown().empty()) << "A died after the load had ended";
+
+  // Through B: every acknowledged reservation exists, PENDING.
+  std::set<std::string> reservations;
+  for (const auto& ack : load.acked()) {
+    v1::Reservation r;
+    grpc::Status s =
+        GetReservationRetrying(*stub_b, ack.reservation_id, &r, absl::Seconds(5));
+    ASSERT_TRUE(s.ok()) << ack.request_id << " -> " << ack.reservation_id
+                        << ": " << Describe(s);
+    EXPECT_EQ(r.status(), v1::RESERVATION_STATUS_PENDING) << ack.request_id;
+    EXPECT_EQ(r.request_id(), ack.request_id);
+    EXPECT_EQ(r.product_id(), product);
+    EXPECT_TRUE(reservations.insert(ack.reservation_id).second)
+        << "two acknowledged requests got reservation " << ack.reservation_id;
+  }
+  // Every unknown outcome, retried through B with the same parameters,
+  // succeeds: a replay if A's call had landed, a fresh reservation if not.
+  int replayed = 0;
+  for (const std::string& id : load.unknown()) {
+    v1::ReserveItemResponse resp;
+    int attempts = 0;
+    grpc::Status s = ReserveRetryingUnavailable(
+        *stub_b, ReserveRequest(id, product, 1, load.customer()), &resp,
+        absl::Seconds(5), &attempts);
+    ASSERT_TRUE(s.ok()) << "retry of " << id << ": " << Describe(s);
+    replayed += resp.replayed();
+    EXPECT_EQ(resp.reservation().request_id(), id);
+    EXPECT_TRUE(reservations.insert(resp.reservation().reservation_id()).second)
+        << id << " got reservation " << resp.reservation().reservation_id()
+        << " already acknowledged to another request";
+  }
+  std::cout << "[ info ] retries through B: " << replayed << " replayed, "
+            << load.unknown().size() - replayed << " fresh\n";
+
+  const std::string& dsn = cluster_->dsn(2);
+  EXPECT_EQ(DuplicatedRequestIds(dsn, "t3-"), 0);
+  v1::Product p;
+  grpc::Status got = GetProduct(*stub_b, product, &p);
+  ASSERT_TRUE(got.ok()) << Describe(got);
+  EXPECT_EQ(p.reserved_quantity(), static_cast<int64_t>(reservations.size()));
+  EXPECT_EQ(RowsOf(dsn, product, 1), static_cast<int64_t>(reservations.size()))
+      << "reservation rows the clients never heard of";
+  EXPECT_LE(p.reserved_quantity() + p.purchased_quantity(), kStock);
+  for (int s = 0; s < kShards; ++s) {
+    EXPECT_EQ(CounterDrift(cluster_->dsn(s)), 0) << "shard " << s;
+  }
+}
+
+TEST_F(ShardFailureTest, ShardKilledMidFlightLosesNothing) {
+  InventorydProcess* server = StartServer({"--default_deadline=2s"});
+  ASSERT_NE(server, nullptr);
+  auto stub = InventoryService::NewStub(Connect(server->address()));
+  const int64_t product = ProductOn(4000, 0);
+  constexpr int64_t kStock = 500;
+  ASSERT_TRUE(CreateProduct(*stub, product, kStock).ok());
+
+  // Paced (16 clients, ~100 calls/s) so the load goes on for ~4 s, while the
+  // launcher takes a second or more to crash-stop the shard, without using up
+  // the stock the retries need.
+  ReserveLoad load(server->address(), product, "t4-", 16, /*max_attempts=*/450,
+                   absl::Milliseconds(150), absl::Seconds(8));
+  const bool reached = WaitForStreak(absl::Seconds(5), 1, [&] {
+    absl::SleepFor(absl::Milliseconds(1));
+    return load.acked_count() >= 32;
+  });
+  KillShard(0);
+  load.Join();
+  EXPECT_TRUE(reached) << "only " << load.acked_count()
+                       << " reservations acknowledged in 5 s";
+  EXPECT_THAT(load.unexpected(), IsEmpty());
+  std::cout << "[ info ] before/while shard 0 died: " << load.acked().size()
+            << " acknowledged, " << load.unknown().size()
+            << " unknown outcome\n";
+  ASSERT_FALSE(load.acked().empty());
+  EXPECT_FALSE(load.unknown().empty())
+      << "the shard died after the load had ended";
+
+  StartShard(0);
+  ASSERT_TRUE(WaitUntilServes(*stub, product, absl::Seconds(10)))
+      << "shard 0 did not serve again within 10 s of its restart";
+
+  std::set<std::string> reservations;
+  for (const auto& ack : load.acked()) {
+    v1::Reservation r;
+    grpc::Status s =
+        GetReservationRetrying(*stub, ack.reservation_id, &r, absl::Seconds(5));
+    ASSERT_TRUE(s.ok()) << "acknowledged " << ack.request_id << " -> "
+                        << ack.reservation_id << " lost: " << Describe(s);
+    EXPECT_EQ(r.status(), v1::RESERVATION_STATUS_PENDING) << ack.request_id;
+    EXPECT_EQ(r.request_id(), ack.request_id);
+    EXPECT_TRUE(reservations.insert(ack.reservation_id).second)
+        << "two acknowledged requests got reservation " << ack.reservation_id;
+  }
+  int replayed = 0;
+  for (const std::string& id : load.unknown()) {
+    v1::ReserveItemResponse resp;
+    int attempts = 0;
+    grpc::Status s = ReserveRetryingUnavailable(
+        *stub, ReserveRequest(id, product, 1, load.customer()), &resp,
+        absl::Seconds(5), &attempts);
+    ASSERT_TRUE(s.ok()) << "retry of " << id << ": " << Describe(s);
+    replayed += resp.replayed();
+    EXPECT_TRUE(reservations.insert(resp.reservation().reservation_id()).second)
+        << id << " got reservation " << resp.reservation().reservation_id()
+        << " already acknowledged to another request";
+  }
+  std::cout << "[ info ] retries: " << replayed << " replayed, "
+            << load.unknown().size() - replayed << " fresh\n";
+
+  const std::string& dsn = cluster_->dsn(0);
+  EXPECT_EQ(DuplicatedRequestIds(dsn, "t4-"), 0);
+  v1::Product p;
+  grpc::Status got = GetProduct(*stub, product, &p);
+  ASSERT_TRUE(got.ok()) << Describe(got);
+  EXPECT_EQ(p.reserved_quantity(), static_cast<int64_t>(reservations.size()));
+  EXPECT_EQ(RowsOf(dsn, product, 1), static_cast<int64_t>(reservations.size()));
+  EXPECT_LE(p.reserved_quantity() + p.purchased_quantity(), kStock);
+  for (int s = 0; s < kShards; ++s) {
+    EXPECT_EQ(CounterDrift(cluster_->dsn(s)), 0) << "shard " << s;
+  }
+}
+
+TEST_F(ShardFailureTest, ServiceStartsWithAShardDown) {
+  const int64_t p0 = ProductOn(5000, 0);
+  const int64_t p2 = ProductOn(5000, 2);
+  {
+    InventorydProcess* setup = StartServer();
+    ASSERT_NE(setup, nullptr);
+    auto stub = InventoryService::NewStub(Connect(setup->address()));
+    ASSERT_TRUE(CreateProduct(*stub, p0, 10).ok());
+    ASSERT_TRUE(CreateProduct(*stub, p2, 10).ok());
+  }
+  servers_.clear();
+
+  KillShard(2);
+  const absl::Time start = absl::Now();
+  InventorydProcess* server = StartServer({"--default_deadline=2s"});
+  ASSERT_NE(server, nullptr) << "inventoryd must start with 2 of 3 shards up";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  auto channel = Connect(server->address());
+  auto stub = InventoryService::NewStub(channel);
+  EXPECT_EQ(HealthStatus(channel, ""), kServing);
+  EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
+
+  {
+    v1::ReserveItemResponse resp;
+    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+      return stub->ReserveItem(ctx, ReserveRequest("t5-0", p0, 1, "cust-t5"),
+                               &resp);
+    });
+    EXPECT_TRUE(t.status.ok()) << Describe(t.status);
+  }
+  {
+    v1::ReserveItemResponse resp;
+    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+      return stub->ReserveItem(
+          ctx, ReserveRequest("t5-2-down", p2, 1, "cust-t5"), &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 2)) << "ReserveItem";
+    EXPECT_LT(t.elapsed, absl::Seconds(1));
+  }
+  {
+    v1::GetProductRequest req;
+    req.set_product_id(p2);
+    v1::Product resp;
+    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+      return stub->GetProduct(ctx, req, &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 2)) << "GetProduct";
+    EXPECT_LT(t.elapsed, absl::Seconds(1));
+  }
+
+  StartShard(2);
+  ASSERT_TRUE(WaitUntilServes(*stub, p2, absl::Seconds(10)))
+      << "shard 2 did not serve within 10 s of coming up";
+  v1::ReserveItemResponse resp;
+  grpc::Status s = Reserve(*stub, "t5-2-up", p2, 1, "cust-t5", &resp);
+  EXPECT_TRUE(s.ok()) << Describe(s);
+  v1::Product product;
+  ASSERT_TRUE(GetProduct(*stub, p2, &product).ok());
+  EXPECT_EQ(product.total_quantity(), 10);
+  EXPECT_EQ(product.reserved_quantity(), 1);
+  EXPECT_EQ(QueryInt(cluster_->dsn(2),
+                     "SELECT count(*) FROM reservations WHERE request_id = "
+                     "'t5-2-down'"),
+            0);
+  EXPECT_EQ(CounterDrift(cluster_->dsn(2)), 0);
+  EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
+  // The log names the down shard without its password.
+  const std::string& dsn = cluster_->dsn(2);
+  const size_t at = dsn.find("password=");
+  ASSERT_NE(at, std::string::npos);
+  const std::string password = dsn.substr(at + 9, dsn.find(' ', at) - at - 9);
+  ASSERT_FALSE(password.empty());
+  EXPECT_THAT(server->Log(), Not(HasSubstr(password)));
+}
+
+}  // namespace
+}  // namespace inventory::testing
