@@ -10,7 +10,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
   postgresql-15 postgresql-client-15
   python3 python3-grpcio python3-protobuf python3-yaml
-  procps iproute2 util-linux
+  procps iproute2 util-linux gnuplot-nox
 )
 # Node may come from elsewhere (with its own npm); use Debian's only if
 # there is no npm at all, or the two would conflict.

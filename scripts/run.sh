@@ -22,7 +22,7 @@ for a in "$@"; do
 done
 LISTEN=${INVENTORY_LISTEN:-127.0.0.1:50051}
 SHARDS_SH="$REPO/deploy/local/shards.sh"
-BIN="$REPO/build/release/inventoryd"
+BIN="$REPO/build/release/src/inventoryd"
 
 section() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -31,7 +31,7 @@ bash "$REPO/scripts/install-deps.sh"
 
 section "Build (build/release)"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DINVENTORY_BUILD_TESTS=OFF
-cmake --build build/release -j2 --target inventoryd
+cmake --build build/release -j2 --target inventoryd invctl
 
 # Shard data lives in .data/ unless the postgres user cannot reach the repo
 # (e.g. a checkout under /root): then under /var/lib/inventory-local.

@@ -29,6 +29,7 @@ const char* DefaultReason(absl::StatusCode code) {
     case absl::StatusCode::kInvalidArgument: return reason::kInvalidArgument;
     case absl::StatusCode::kUnavailable: return reason::kShardUnavailable;
     case absl::StatusCode::kUnimplemented: return reason::kUnimplemented;
+    case absl::StatusCode::kCancelled: return "CANCELLED";
     default: return reason::kInternal;
   }
 }

@@ -121,9 +121,10 @@ class EventWatch
       if (!more) stop_.WaitForNotificationWithTimeout(poll_interval_);
     }
     // Touch nothing of ours after Finish: OnDone deletes this.
-    Finish(open ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                               "the server is shutting down; resume with the "
-                               "last cursor")
+    Finish(open ? ToGrpcStatus(MakeError(
+                      absl::StatusCode::kUnavailable, "SERVICE_STOPPING",
+                      "the server is shutting down; resume with the last "
+                      "cursor on another instance"))
                 : grpc::Status::CANCELLED);
   }
 

@@ -1,5 +1,8 @@
 #include "invctl/cli.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +27,7 @@ std::vector<FlagSpec> GlobalFlags() {
        "30s; events watch none)"},
       {"actor", "NAME",
        "who you are, sent as `inventory-actor` metadata for the audit trail "
-       "(default $USER)"},
+       "(default $USER, else the login name)"},
       {"help", "", "show help", 'h'},
   };
 }
@@ -116,7 +119,21 @@ const Command* FindCommand(const std::vector<std::string>& words,
 }
 
 int MainUsageError(std::ostream& err, absl::string_view message) {
-  err << "invctl: " << message << "\n\n" << MainUsage();
+  err << "invctl: " << message << "\n\n"
+      << "Usage: invctl [global flags] <command> [flags] [args]\n"
+      << "Run `invctl help` for the commands and flags.\n";
+  return kExitUsage;
+}
+
+// A group named without (or with an unknown) subcommand: its usage lines.
+int GroupUsageError(std::ostream& err, const std::string& group,
+                    absl::string_view message) {
+  err << "invctl: " << message << "\n\nUsage:\n";
+  for (const Command& c : AllCommands()) {
+    if (c.path.size() == 2 && c.path[0] == group) {
+      err << "  invctl " << c.Name() << " " << c.synopsis << "\n";
+    }
+  }
   return kExitUsage;
 }
 
@@ -211,8 +228,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out,
   } else {
     options.addr = kDefaultAddr;
   }
-  if (const char* user = std::getenv("USER"); user != nullptr) {
+  if (const char* user = std::getenv("USER"); user != nullptr && *user) {
     options.actor = user;
+  } else if (const passwd* pw = getpwuid(getuid()); pw != nullptr) {
+    options.actor = pw->pw_name;  // cron, containers: no $USER.
   }
 
   // Global flags up to the command words.
@@ -267,10 +286,11 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out,
       return kExitOk;
     }
     if (rest.size() > 1) {
-      return MainUsageError(err, absl::StrCat("unknown command \"", rest[0],
-                                              " ", rest[1], "\"; ", msg));
+      return GroupUsageError(err, rest[0],
+                             absl::StrCat("unknown command \"", rest[0], " ",
+                                          rest[1], "\"; ", msg));
     }
-    return MainUsageError(err, msg);
+    return GroupUsageError(err, rest[0], msg);
   }
 
   // The command's own flags, with the globals allowed among them.

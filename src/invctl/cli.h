@@ -39,7 +39,7 @@ struct GlobalOptions {
   std::string addr;    // --addr, $INVCTL_ADDR, else 127.0.0.1:50051.
   bool json = false;   // --output json (else table).
   std::optional<absl::Duration> timeout;  // --timeout, if given; 0 = none.
-  std::string actor;   // --actor, else $USER: `inventory-actor` metadata.
+  std::string actor;   // --actor, else $USER / login: `inventory-actor`.
 };
 
 class Invocation;

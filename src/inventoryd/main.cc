@@ -11,7 +11,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "inventory/observability/logging.h"
@@ -81,6 +83,14 @@ bool ApplyEnvironment() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --help lists this file's flags (Abseil otherwise looks for a file named
+  // after the binary's main module).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "inventoryd/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "inventoryd --shards='host=... dbname=...,host=...' [--listen=...]\n"
       "Inventory reservation service over sharded PostgreSQL.");
@@ -125,10 +135,13 @@ int main(int argc, char** argv) {
       config.executor.max_batch < 1 ||
       config.sweeper.batch < 1 ||
       config.service.default_deadline <= absl::ZeroDuration() ||
+      config.store.statement_timeout <= absl::ZeroDuration() ||
+      config.max_message_bytes < 1024 ||
       config.service.session_window < absl::ZeroDuration()) {
-    std::cerr << "inventoryd: --default_hold_ttl must be 1s..24h, and "
-                 "--max_quantity, --shard_connections, --sweep_batch and "
-                 "--default_deadline must be positive\n";
+    std::cerr << "inventoryd: --default_hold_ttl must be 1s..24h; "
+                 "--max_quantity, --shard_connections, --max_batch, "
+                 "--sweep_batch, --default_deadline and --statement_timeout "
+                 "must be positive; --max_message_bytes at least 1024\n";
     return 2;
   }
 

@@ -98,8 +98,8 @@ int64_t PeakRssKb(int pid) {
   while (std::getline(in, line)) {
     if (absl::StartsWith(line, "VmHWM:")) {
       int64_t kb = 0;
-      std::vector<std::string> f =
-          absl::StrSplit(line.substr(6), ' ', absl::SkipEmpty());
+      std::vector<std::string> f = absl::StrSplit(
+          line.substr(6), absl::ByAnyChar(" \t"), absl::SkipEmpty());
       if (!f.empty() && absl::SimpleAtoi(f[0], &kb)) return kb;
     }
   }

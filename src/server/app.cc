@@ -127,6 +127,9 @@ absl::Status App::Start() {
   builder.RegisterService(service_.get());
   builder.RegisterService(admin_.get());
   builder.SetMaxReceiveMessageSize(config_.max_message_bytes);
+  // Clients reconnect now and then, so instances added later get traffic
+  // too (open streams keep their connection: no grace limit).
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;

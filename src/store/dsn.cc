@@ -16,45 +16,67 @@ bool IsUri(absl::string_view s) {
          absl::StartsWith(s, "postgres://");
 }
 
-// Redacts "password=..." in keyword/value form, honouring quoted values.
+bool IsSpace(char c) { return absl::ascii_isspace(static_cast<unsigned char>(c)); }
+
+// Redacts the password in keyword/value form, reading the string the way
+// libpq does (conninfo_parse): white space around '=', quoted values with
+// backslash escapes, backslash escapes in unquoted values too. A string libpq
+// would refuse is hidden from the first entry it cannot read.
 std::string RedactKeywordForm(absl::string_view s) {
   std::string out;
   size_t i = 0;
-  while (i < s.size()) {
-    // Copy whitespace.
-    if (absl::ascii_isspace(static_cast<unsigned char>(s[i]))) {
+  const size_t n = s.size();
+  while (i < n) {
+    if (IsSpace(s[i])) {
       out.push_back(s[i++]);
       continue;
     }
-    size_t eq = s.find('=', i);
-    if (eq == absl::string_view::npos) {
-      absl::StrAppend(&out, s.substr(i));
-      break;
+    const size_t key_start = i;
+    while (i < n && s[i] != '=' && !IsSpace(s[i])) ++i;
+    const absl::string_view key = s.substr(key_start, i - key_start);
+    const size_t gap = i;
+    while (i < n && IsSpace(s[i])) ++i;
+    if (i >= n || s[i] != '=') {
+      // Malformed (libpq refuses it): show nothing from here on.
+      absl::StrAppend(&out, "***");
+      return out;
     }
-    absl::string_view key = absl::StripAsciiWhitespace(s.substr(i, eq - i));
-    size_t v = eq + 1;
-    while (v < s.size() && s[v] == ' ') ++v;
-    size_t end = v;
-    if (end < s.size() && s[end] == '\'') {
-      ++end;
-      while (end < s.size() && s[end] != '\'') {
-        if (s[end] == '\\') ++end;
-        ++end;
-      }
-      if (end < s.size()) ++end;
+    absl::StrAppend(&out, key, s.substr(gap, i - gap), "=");
+    ++i;
+    while (i < n && IsSpace(s[i])) out.push_back(s[i++]);
+    const size_t value_start = i;
+    if (i < n && s[i] == '\'') {
+      ++i;
+      while (i < n && s[i] != '\'') i += (s[i] == '\\') ? 2 : 1;
+      i = std::min(i + 1, n);
     } else {
-      while (end < s.size() &&
-             !absl::ascii_isspace(static_cast<unsigned char>(s[end]))) {
-        ++end;
-      }
+      while (i < n && !IsSpace(s[i])) i += (s[i] == '\\') ? 2 : 1;
+      i = std::min(i, n);
     }
-    absl::StrAppend(&out, s.substr(i, v - i));
     if (absl::EqualsIgnoreCase(key, "password")) {
-      out.append("***");
+      absl::StrAppend(&out, "***");
     } else {
-      absl::StrAppend(&out, s.substr(v, end - v));
+      absl::StrAppend(&out, s.substr(value_start, i - value_start));
     }
-    i = end;
+  }
+  return out;
+}
+
+// Percent-decodes a URI component (as libpq does for query keys).
+std::string PercentDecode(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && absl::ascii_isxdigit(s[i + 1]) &&
+        absl::ascii_isxdigit(s[i + 2])) {
+      auto hex = [](char c) {
+        return absl::ascii_isdigit(c) ? c - '0'
+                                      : absl::ascii_tolower(c) - 'a' + 10;
+      };
+      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
   }
   return out;
 }
@@ -82,7 +104,7 @@ std::string RedactUri(absl::string_view s) {
       q = amp;
       continue;
     }
-    std::string key = out.substr(key_start, eq - key_start);
+    std::string key = PercentDecode(out.substr(key_start, eq - key_start));
     size_t value_end = amp == std::string::npos ? out.size() : amp;
     if (absl::EqualsIgnoreCase(key, "password")) {
       out.replace(eq + 1, value_end - eq - 1, "***");

@@ -346,8 +346,10 @@ absl::Status ShardStore::Translate(const char* what, const std::exception& e) {
 }
 
 template <typename Fn>
-auto ShardStore::Run(const char* what, Fn&& fn) -> decltype(fn()) {
+auto ShardStore::Run(const char* what, Fn&& fn, bool idempotent)
+    -> decltype(fn()) {
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  bool reconnected = false;
   for (int attempt = 1;; ++attempt) {
     try {
       return fn();
@@ -356,6 +358,15 @@ auto ShardStore::Run(const char* what, Fn&& fn) -> decltype(fn()) {
     } catch (const pqxx::transaction_rollback& e) {
       // Serialisation failure or deadlock: nothing was changed; try again.
       if (attempt < 4) continue;
+      return Translate(what, e);
+    } catch (const pqxx::broken_connection& e) {
+      if (idempotent && !reconnected) {
+        spdlog::info("shard {}: connection broken during {}; reconnecting",
+                     shard_index_, what);
+        reconnected = true;
+        Disconnect();
+        if (EnsureConnected().ok()) continue;
+      }
       return Translate(what, e);
     } catch (const std::exception& e) {
       return Translate(what, e);
@@ -448,7 +459,7 @@ absl::StatusOr<ProductRecord> ShardStore::CreateProduct(
           {{"productId", absl::StrCat(product.product_id)}});
     }
     return ParseProduct(r[0]);
-  });
+  }, /*idempotent=*/false);
 }
 
 absl::StatusOr<ProductRecord> ShardStore::GetProduct(int64_t product_id) {
@@ -728,13 +739,17 @@ absl::StatusOr<ProductRecord> ShardStore::AdjustStock(
     if (total < 0) {
       return BelowCommitted(p, total, "the total would fall below zero");
     }
-    if (p.stock_policy == StockPolicy::kStrict &&
-        total < p.reserved_quantity + p.purchased_quantity) {
+    // Units held or sold out of stock (for BACKORDER: not backordered)
+    // must stay covered by the total.
+    const int64_t covered = p.reserved_quantity + p.purchased_quantity -
+                            (p.stock_policy == StockPolicy::kBackorder
+                                 ? p.backordered_quantity
+                                 : 0);
+    if (total < covered) {
       return BelowCommitted(
           p, total,
-          absl::StrCat("a total of ", total, " is below the ",
-                       p.reserved_quantity + p.purchased_quantity,
-                       " units already held or sold"));
+          absl::StrCat("a total of ", total, " is below the ", covered,
+                       " units already held or sold from stock"));
     }
     tx.exec_prepared("adjust_set_total", c.product_id, total, c.session_id);
     tx.exec_prepared("adjust_audit", c.product_id, c.reason, p.total_quantity,
@@ -744,7 +759,7 @@ absl::StatusOr<ProductRecord> ShardStore::AdjustStock(
         ParseProduct(tx.exec_prepared1("product_get", c.product_id));
     tx.commit();
     return after;
-  });
+  }, /*idempotent=*/false);
 }
 
 absl::StatusOr<ProductRecord> ShardStore::UpdateProduct(
@@ -773,7 +788,7 @@ absl::StatusOr<ProductRecord> ShardStore::UpdateProduct(
         ParseProduct(tx.exec_prepared1("product_get", u.product_id));
     tx.commit();
     return after;
-  });
+  }, /*idempotent=*/false);
 }
 
 absl::StatusOr<std::vector<ReservationRecord>> ShardStore::ListReservations(

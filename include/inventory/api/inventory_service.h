@@ -22,7 +22,7 @@ namespace inventory {
 // Settings of the API edge.
 struct ServiceOptions {
   RequestLimits limits;
-  // Deadline of a call whose client sets none (and the cap of longer ones).
+  // Deadline of a call whose client sets none.
   absl::Duration default_deadline = absl::Seconds(5);
   // AdjustStock: a session's own edits this close together skip the etag.
   absl::Duration session_window = absl::Seconds(5);

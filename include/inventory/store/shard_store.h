@@ -146,8 +146,13 @@ class ShardStore {
   absl::StatusOr<int> ExpireDue(int limit);
 
  private:
+  // Runs `fn` on the connection and turns exceptions into statuses.
+  // Serialisation failures and deadlocks are retried. A connection found
+  // broken (say the shard restarted since the last call) is re-opened and
+  // `fn` tried once more if it is `idempotent` (safe to run twice: reads,
+  // and the group transaction, whose requests replay by request id).
   template <typename Fn>
-  auto Run(const char* what, Fn&& fn) -> decltype(fn());
+  auto Run(const char* what, Fn&& fn, bool idempotent = true) -> decltype(fn());
 
   absl::Status Translate(const char* what, const std::exception& e);
 

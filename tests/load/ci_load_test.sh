@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# CI load test: gates correctness under load, not speed.
+#
+# Starts 2 local shards (--fast) in a temporary folder and two inventoryd
+# instances on free ports, then drives both at once (--target a,b) with
+#   1. last-widget: 64 clients race for the 50 units of each of 40 products
+#      in turn; exactly 50 must be granted per product, the rest OUT_OF_STOCK;
+#   2. cart: browse, reserve, view, commit or release, over 50 products of
+#      10 units (so carts soon meet OUT_OF_STOCK too).
+# inventory-loadgen fails the test on any oversell, lost reservation, wrong
+# answer or unexpected error code. Afterwards every shard is reconciled in SQL
+# (counters == sums of reservation rows, nothing oversold). Everything is
+# cleaned up on exit, whatever happens.
+#
+# Usage: ci_load_test.sh INVENTORYD LOADGEN SHARDS_SH
+set -euo pipefail
+
+INVENTORYD=${1:?usage: $0 INVENTORYD LOADGEN SHARDS_SH}
+LOADGEN=${2:?usage: $0 INVENTORYD LOADGEN SHARDS_SH}
+SHARDS=${3:?usage: $0 INVENTORYD LOADGEN SHARDS_SH}
+for f in "$INVENTORYD" "$LOADGEN"; do
+  [[ -x $f ]] || { echo "ci_load_test: $f is not built" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/inventory-load-XXXXXX)
+chmod 755 "$WORK"                 # the shards' postgres user must reach it
+SHARD_DIR=$WORK/shards
+PIDS=()
+
+log() { printf 'ci_load_test: %s\n' "$*" >&2; }
+
+cleanup() {
+  local rc=$? pid n
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for ((n = 0; n < 100; n++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if ((rc != 0)); then
+    for f in "$WORK"/inventoryd-*.log; do
+      [[ -f $f ]] || continue
+      log "last lines of $(basename "$f"):"
+      tail -n 20 "$f" >&2 || true
+    done
+  fi
+  "$SHARDS" destroy --dir "$SHARD_DIR" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting 2 shards"
+DSNS=$("$SHARDS" start --dir "$SHARD_DIR" --count 2 --fast 2>"$WORK/shards.log") ||
+  { cat "$WORK/shards.log" >&2; exit 1; }
+
+# start_instance NAME: inventoryd on a free port; sets ADDR to its address.
+# (Not in a $(...) subshell: PIDS must record the child here.)
+start_instance() {
+  local name=$1 port_file="$WORK/$1.port" n
+  INVENTORY_SHARDS="$DSNS" "$INVENTORYD" --listen 127.0.0.1:0 \
+    --port_file "$port_file" --log_level warn >"$WORK/inventoryd-$name.log" 2>&1 &
+  PIDS+=($!)
+  for ((n = 0; n < 300; n++)); do
+    [[ -s $port_file ]] && { ADDR="127.0.0.1:$(cat "$port_file")"; return 0; }
+    kill -0 "${PIDS[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "inventoryd $name did not start"
+  return 1
+}
+start_instance a; A=$ADDR
+start_instance b; B=$ADDR
+log "inventoryd instances at $A and $B"
+
+# run_loadgen NAME ARGS...: runs a scenario through both instances.
+run_loadgen() {
+  local name=$1; shift
+  log "scenario $name"
+  "$LOADGEN" --target "$A,$B" --json_out "$WORK/$name.json" "$@"
+}
+
+PRODUCTS=40 STOCK=50
+run_loadgen last-widget --scenario last-widget --concurrency 64 \
+  --products $PRODUCTS --stock $STOCK --duration 15s --verify_sample 100000
+# Every race must have run to the end: all products sold out, each exactly.
+python3 - "$WORK/last-widget.json" $PRODUCTS $((PRODUCTS * STOCK)) <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+v = r["verification"]
+want_products, want_units = int(sys.argv[2]), int(sys.argv[3])
+assert v["soldOutProducts"] == want_products, f"sold out {v['soldOutProducts']} of {want_products}"
+assert v["grantedUnits"] == want_units, f"granted {v['grantedUnits']} != {want_units}"
+assert v["consumedUnits"] == want_units, f"consumed {v['consumedUnits']} != {want_units}"
+assert r["statusCodeDistribution"].get("OUT_OF_STOCK", 0) > 0, "no client lost a race"
+assert v["reservationsChecked"] == want_units, "not every reservation was read back"
+print(f"ci_load_test: last-widget: {want_products} races, {want_units} units granted, "
+      f"{r['statusCodeDistribution']['OUT_OF_STOCK']} OUT_OF_STOCK", file=sys.stderr)
+PY
+
+run_loadgen cart --scenario cart --concurrency 32 --products 50 --stock 10 \
+  --commit_ratio 0.5 --duration 4s --verify_sample 100000
+python3 - "$WORK/cart.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["carts"]
+assert c["committed"] > 0 and c["released"] > 0, f"carts did not both commit and release: {c}"
+print(f"ci_load_test: cart: {c}", file=sys.stderr)
+PY
+
+# Reconciliation in SQL on every shard: counters equal the sums of their
+# reservation rows (invariant 2), and nothing STRICT is oversold (1).
+IFS=, read -ra DSN_LIST <<<"$DSNS"
+for i in "${!DSN_LIST[@]}"; do
+  bad=$(psql -X -A -t -v ON_ERROR_STOP=1 "${DSN_LIST[$i]}" <<'SQL'
+SELECT (SELECT count(*) FROM products p
+        LEFT JOIN (SELECT product_id,
+                          sum(quantity) FILTER (WHERE status = 1) AS pending,
+                          sum(quantity) FILTER (WHERE status = 2) AS purchased
+                   FROM reservations GROUP BY product_id) r USING (product_id)
+        WHERE p.reserved_quantity <> coalesce(r.pending, 0)
+           OR p.purchased_quantity <> coalesce(r.purchased, 0))
+     + (SELECT count(*) FROM products
+        WHERE stock_policy = 1
+          AND reserved_quantity + purchased_quantity > total_quantity);
+SQL
+)
+  [[ $bad == 0 ]] || { log "shard $i: $bad product(s) fail reconciliation"; exit 1; }
+done
+log "reconciliation: counters match reservation rows on all shards"
+
+for pid in "${PIDS[@]}"; do
+  kill -0 "$pid" 2>/dev/null || { log "an inventoryd instance died during the test"; exit 1; }
+done
+log "PASS"
