@@ -38,7 +38,9 @@ ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(5),
           "deadline of a call whose client sets none");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "how long SIGTERM waits for in-flight calls");
-ABSL_FLAG(int, shard_connections, 4, "worker connections per shard");
+ABSL_FLAG(int, shard_connections, 2,
+          "worker connections per shard (fewer connections make bigger group "
+          "transactions; see docs/benchmarks.md)");
 ABSL_FLAG(int, max_batch, 64,
           "most reserve/release/commit calls of one shard decided in one "
           "transaction (1: no coalescing)");

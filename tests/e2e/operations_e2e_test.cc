@@ -161,7 +161,7 @@ TEST_F(OperationsTest, CheckShardsShowsAHungShardWithinItsTimeout) {
       EXPECT_EQ(s.recorded_count(), kShards);
       EXPECT_THAT(s.server_version(), ::testing::StartsWith("15"));
       EXPECT_GE(s.schema_version(), 2);
-      EXPECT_EQ(s.pool_size(), 4);
+      EXPECT_EQ(s.pool_size(), 2);  // --shard_connections default
       EXPECT_THAT(s.dsn(), HasSubstr("password=***"));
     }
   }

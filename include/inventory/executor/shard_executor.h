@@ -34,7 +34,7 @@ class ShardExecutor {
  public:
   struct Options {
     // Worker threads, one connection each.
-    int connections = 4;
+    int connections = 2;
     // Calls waiting beyond this are refused with UNAVAILABLE.
     size_t max_queue = 20000;
     // How often queued and running calls are checked against their deadline.

@@ -62,16 +62,22 @@ DECLARE
   new_rids text[];
   changed_ids bigint[] := '{}';
   changed_status smallint[] := '{}';
+  wanted_rows bigint[];
+  wanted_rids text[];
   r reservations;
 BEGIN
+  -- Plain arrays, so every look-up below is an index scan.
+  SELECT array_agg(row_ids[s]) FILTER (WHERE kinds[s] IN (2, 3)),
+         array_agg(request_ids[s]) FILTER (WHERE kinds[s] = 1)
+    INTO wanted_rows, wanted_rids
+    FROM generate_subscripts(kinds, 1) s;
   -- (1)
   SELECT array_agg(x::reservations ORDER BY x.id), array_agg(x.id ORDER BY x.id),
          array_agg(x.status ORDER BY x.id),
          array_agg(x.expire_time <= now() ORDER BY x.id)
     INTO rows_locked, row_ids_locked, row_status, row_expired
     FROM (SELECT * FROM reservations
-          WHERE id = ANY (SELECT row_ids[s] FROM generate_subscripts(kinds, 1) s
-                          WHERE kinds[s] IN (2, 3))
+          WHERE id = ANY (wanted_rows)
           ORDER BY id FOR UPDATE) x;
   -- (2)
   SELECT array_agg(y.product_id ORDER BY y.product_id),
@@ -89,9 +95,7 @@ BEGIN
   -- (3)
   SELECT array_agg(z), array_agg(z.request_id) INTO prior_rows, prior_rids
     FROM reservations z
-    WHERE z.request_id = ANY (SELECT request_ids[s]
-                              FROM generate_subscripts(kinds, 1) s
-                              WHERE kinds[s] = 1);
+    WHERE z.request_id = ANY (wanted_rids);
   -- (4)
   FOR i IN 1 .. n LOOP
     IF kinds[i] = 1 THEN
