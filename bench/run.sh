@@ -435,3 +435,18 @@ fi
 mkdir -p "$REPO/build/bench-last"
 cp "$WORK"/*.json "$WORK"/*.txt "$WORK"/*.jsonl "$REPO/build/bench-last/" 2>/dev/null || true
 log "raw reports in build/bench-last/"
+# A run that broke an invariant or met unexpected errors fails the bench.
+if ! python3 - "$RESULTS" "$SWEEP_RESULTS" <<'PY'
+import json, os, sys
+bad = []
+for path in sys.argv[1:]:
+    if os.path.exists(path):
+        bad += [json.loads(l)["name"] for l in open(path) if not json.loads(l)["passed"]]
+if bad:
+    print("bench: runs with unexpected errors or broken invariants: " + ", ".join(bad),
+          file=sys.stderr)
+    sys.exit(1)
+PY
+then
+  exit 1
+fi
