@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "inventory/observability/logging.h"
 #include "inventory/server/app.h"
@@ -96,6 +97,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "inventoryd --shards='host=... dbname=...,host=...' [--listen=...]\n"
       "Inventory reservation service over sharded PostgreSQL.");
+  // Debian's Abseil checks every mutex acquisition for lock-order cycles;
+  // that costs on every call and is for debugging builds.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (!ApplyEnvironment()) return 2;
   absl::ParseCommandLine(argc, argv);
 
