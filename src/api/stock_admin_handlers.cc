@@ -160,6 +160,29 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::UpdateProduct(
 
 namespace {
 
+// A list call's page: its size and where it starts.
+struct Paging {
+  int page_size;
+  PagePosition start;
+};
+
+// Checks page_size and page_token (bound to `filters`).
+absl::StatusOr<Paging> ParsePaging(int32_t page_size,
+                                   const std::string& page_token,
+                                   const std::string& filters,
+                                   int shard_count) {
+  absl::StatusOr<int> size = ValidatePageSize(page_size);
+  if (!size.ok()) return size.status();
+  Paging paging{*size, PagePosition{}};
+  if (!page_token.empty()) {
+    absl::StatusOr<PagePosition> start =
+        DecodePageToken(page_token, filters, shard_count);
+    if (!start.ok()) return start.status();
+    paging.start = *start;
+  }
+  return paging;
+}
+
 // The shards a list visits: the product's, or all in index order.
 std::vector<int> ShardsToVisit(const Router& router, int64_t product_id) {
   if (product_id > 0) return {router.ShardForProduct(product_id)};
@@ -186,23 +209,19 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::ListReservations(
     reactor->Finish(ToGrpcStatus(InvalidArgumentError(std::move(bad))));
     return reactor;
   }
-  absl::StatusOr<int> page_size = ValidatePageSize(request->page_size());
   const std::string filters =
       absl::StrCat("r:", request->product_id(), ":", request->status());
-  absl::StatusOr<PagePosition> start = PagePosition{};
-  if (page_size.ok() && !request->page_token().empty()) {
-    start = DecodePageToken(request->page_token(), filters,
-                            router_.shard_count());
-  }
-  if (!page_size.ok() || !start.ok()) {
-    reactor->Finish(ToGrpcStatus(!page_size.ok() ? page_size.status()
-                                                 : start.status()));
+  absl::StatusOr<Paging> paging =
+      ParsePaging(request->page_size(), request->page_token(), filters,
+                  router_.shard_count());
+  if (!paging.ok()) {
+    reactor->Finish(ToGrpcStatus(paging.status()));
     return reactor;
   }
   ReservationFilter filter{request->product_id(), request->status()};
   auto pager = std::make_shared<CrossShardPager<ReservationRecord>>(
-      executors_, ShardsToVisit(router_, request->product_id()), *start,
-      *page_size, DeadlineOf(context),
+      executors_, ShardsToVisit(router_, request->product_id()),
+      paging->start, paging->page_size, DeadlineOf(context),
       [filter](ShardStore& s, int64_t after, int limit) {
         return s.ListReservations(filter, after, limit);
       },
@@ -234,22 +253,18 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::ListStockAdjustments(
         {{"product_id", "must be 0 (any) or a product id"}})));
     return reactor;
   }
-  absl::StatusOr<int> page_size = ValidatePageSize(request->page_size());
   const std::string filters = absl::StrCat("a:", request->product_id());
-  absl::StatusOr<PagePosition> start = PagePosition{};
-  if (page_size.ok() && !request->page_token().empty()) {
-    start = DecodePageToken(request->page_token(), filters,
-                            router_.shard_count());
-  }
-  if (!page_size.ok() || !start.ok()) {
-    reactor->Finish(ToGrpcStatus(!page_size.ok() ? page_size.status()
-                                                 : start.status()));
+  absl::StatusOr<Paging> paging =
+      ParsePaging(request->page_size(), request->page_token(), filters,
+                  router_.shard_count());
+  if (!paging.ok()) {
+    reactor->Finish(ToGrpcStatus(paging.status()));
     return reactor;
   }
   const int64_t product_id = request->product_id();
   auto pager = std::make_shared<CrossShardPager<StockAdjustmentRecord>>(
-      executors_, ShardsToVisit(router_, product_id), *start, *page_size,
-      DeadlineOf(context),
+      executors_, ShardsToVisit(router_, product_id), paging->start,
+      paging->page_size, DeadlineOf(context),
       [product_id](ShardStore& s, int64_t after, int limit) {
         return s.ListStockAdjustments(product_id, after, limit);
       },

@@ -8,6 +8,8 @@
 -- reservations of the batch's request ids; (4) decide every request in
 -- arrival order in memory; (5) insert the granted holds, (6) update the
 -- changed reservations, (7) update each product once with its net change.
+-- The updates select rows by primary key (= ANY (array)): a join against
+-- unnest() made the planner scan whole tables on every batch.
 -- A request id inserted concurrently for another product by another
 -- transaction (the insert finds it taken) aborts the batch with SQLSTATE
 -- 40001; the caller retries it, and the retry sees that row as a replay.
@@ -62,6 +64,7 @@ DECLARE
   new_rids text[];
   changed_ids bigint[] := '{}';
   changed_status smallint[] := '{}';
+  changed_pids bigint[] := '{}';
   wanted_rows bigint[];
   wanted_rids text[];
   r reservations;
@@ -210,19 +213,29 @@ BEGIN
     END IF;
   END LOOP;
   IF array_length(changed_ids, 1) > 0 THEN
-    UPDATE reservations SET status = c.s, update_time = now()
-      FROM unnest(changed_ids, changed_status) AS c(id, s)
-      WHERE reservations.id = c.id;
+    UPDATE reservations
+      SET status = changed_status[array_position(changed_ids, id)],
+          update_time = now()
+      WHERE id = ANY (changed_ids);
   END IF;
 
   -- (7)
-  UPDATE products SET
-      reserved_quantity = reserved_quantity + d.r,
-      purchased_quantity = purchased_quantity + d.pu,
-      backordered_quantity = backordered_quantity + d.b,
-      version = version + 1, update_time = now()
-    FROM unnest(pids, d_res, d_pur, d_bo) AS d(id, r, pu, b)
-    WHERE products.product_id = d.id AND (d.r <> 0 OR d.pu <> 0 OR d.b <> 0);
+  FOR k IN 1 .. coalesce(array_length(pids, 1), 0) LOOP
+    IF d_res[k] <> 0 OR d_pur[k] <> 0 OR d_bo[k] <> 0 THEN
+      changed_pids := changed_pids || pids[k];
+    END IF;
+  END LOOP;
+  IF array_length(changed_pids, 1) > 0 THEN
+    UPDATE products SET
+        reserved_quantity = reserved_quantity
+                            + d_res[array_position(pids, product_id)],
+        purchased_quantity = purchased_quantity
+                             + d_pur[array_position(pids, product_id)],
+        backordered_quantity = backordered_quantity
+                               + d_bo[array_position(pids, product_id)],
+        version = version + 1, update_time = now()
+      WHERE product_id = ANY (changed_pids);
+  END IF;
 
   -- The answers, in request order.
   FOR i IN 1 .. n LOOP
