@@ -50,7 +50,8 @@ absl::Status Probe(ShardStore& store, int shard_count, ShardHealth& health,
       health.MarkVerified();
     }
   } else {
-    status = store.Ping();
+    // A ping that also re-reads the shard's identity.
+    status = store.CheckIdentity(shard_count);
   }
   health.ProbeFinished();
   if (status.ok()) {

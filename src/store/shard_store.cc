@@ -382,6 +382,26 @@ absl::Status ShardStore::Ping() {
   });
 }
 
+absl::Status ShardStore::CheckIdentity(int shard_count) {
+  return Run("check identity", [&]() -> absl::Status {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r =
+        tx.exec("SELECT shard_index, shard_count FROM shard_identity");
+    const int index = r.empty() ? -1 : r[0][0].as<int>();
+    const int count = r.empty() ? -1 : r[0][1].as<int>();
+    if (index != shard_index_ || count != shard_count) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "shard at position ", shard_index_, " of --shards (",
+          dsn_.Endpoint(), ") now says it is shard ", index, " of ", count,
+          ", but the list puts it at index ", shard_index_, " of ",
+          shard_count,
+          ". Serving on would misroute products; stopping. Check which "
+          "database the connection string reaches (a failover?)."));
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ShardStore::Bootstrap(int shard_count) {
   return Run("bootstrap", [&]() -> absl::Status {
     pqxx::work tx(conn_->c);

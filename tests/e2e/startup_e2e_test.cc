@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "inventoryd_process.h"
 #include "shard_cluster.h"
+#include "sql.h"
 
 namespace inventory::testing {
 namespace {
@@ -140,6 +141,20 @@ TEST_F(StartupTest, ShardListOfOtherLengthIsRefused) {
   EXPECT_NE(code, 0) << log;
   EXPECT_NE(code, -1) << log;
   EXPECT_THAT(log, HasSubstr("of 3, but the list puts it at index 0 of 2"));
+}
+
+TEST_F(StartupTest, AShardWhoseIdentityChangesStopsTheService) {
+  // A one-shard cluster of its own: its identity row gets rewritten, as if
+  // the connection string now reached another shard's database.
+  auto solo = ShardCluster::Start(1);
+  ASSERT_NE(solo, nullptr);
+  auto server = InventorydProcess::Start(solo->DsnList());
+  ASSERT_NE(server, nullptr);
+  Exec(solo->dsn(0), "UPDATE shard_identity SET shard_index = 3, "
+                     "shard_count = 4");
+  const int code = server->WaitExit(absl::Seconds(15));
+  EXPECT_EQ(code, 1) << server->Log();
+  EXPECT_THAT(server->Log(), HasSubstr("now says it is shard 3 of 4"));
 }
 
 TEST_F(StartupTest, BadFlagsAreUsageErrors) {

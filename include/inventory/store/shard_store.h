@@ -66,6 +66,11 @@ class ShardStore {
   // A trivial round trip.
   absl::Status Ping();
 
+  // A round trip that also checks the identity recorded in the shard (it may
+  // have changed under a running service, say after a failover to the wrong
+  // database): FAILED_PRECONDITION if it is not (shard_index, shard_count).
+  absl::Status CheckIdentity(int shard_count);
+
   // Applies pending migrations and records or checks the shard's identity,
   // in one transaction under an advisory lock (safe when several instances
   // start at once). FAILED_PRECONDITION if the shard was initialised as
