@@ -2,6 +2,7 @@
 // every shard's outbox (through the shard executors) after the stream's
 // cursor, writes the events one at a time in id order per shard, each with the
 // cursor just after it, and polls again.
+#include <atomic>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -33,7 +34,7 @@ class EventWatch
 
   // Ends the stream soon (shutdown).
   void Stop() {
-    if (!stop_.HasBeenNotified()) stop_.Notify();
+    if (!stop_requested_.exchange(true)) stop_.Notify();
   }
 
   void OnWriteDone(bool ok) override {
@@ -132,6 +133,7 @@ class EventWatch
   const std::vector<ShardExecutor*> executors_;
   std::vector<int64_t> cursor_;
   const absl::Duration poll_interval_;
+  std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;
   absl::Mutex mu_;
   v1::WatchInventoryEventsResponse response_;

@@ -57,6 +57,8 @@ absl::Status Probe(ShardStore& store, int shard_count, ShardHealth& health,
   if (status.ok()) {
     health.ReportSuccess();
   } else if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    // Wrong database behind this entry: no call may reach it any more.
+    health.ReportFailure("shard identity mismatch");
     if (!mismatch_reported) {
       mismatch_reported = true;
       spdlog::critical("{}", std::string(status.message()));

@@ -28,6 +28,7 @@ App::~App() {
 absl::Status App::Start() {
   const int n = static_cast<int>(config_.shards.size());
   if (n == 0) return absl::InvalidArgumentError("no shards configured");
+  config_.store.expected_shard_count = n;
   for (int i = 0; i < n; ++i) {
     spdlog::info("shard {}: {}", i, config_.shards[i].Redacted());
     health_.push_back(std::make_unique<ShardHealth>());
@@ -178,7 +179,7 @@ void App::UpdateReadiness() {
 
 void App::RequestStop(int exit_code) {
   if (exit_code != 0) exit_code_.store(exit_code);
-  if (!stop_requested_.HasBeenNotified()) stop_requested_.Notify();
+  if (!stop_notified_.exchange(true)) stop_requested_.Notify();
 }
 
 int App::Wait() {
@@ -189,7 +190,7 @@ int App::Wait() {
 bool App::Shutdown() {
   if (shut_down_) return true;
   shut_down_ = true;
-  if (!stop_requested_.HasBeenNotified()) stop_requested_.Notify();
+  if (!stop_notified_.exchange(true)) stop_requested_.Notify();
   if (readiness_thread_.joinable()) readiness_thread_.join();
   const absl::Time deadline = absl::Now() + config_.drain_timeout;
   if (server_ != nullptr) {

@@ -86,9 +86,14 @@ std::string RedactUri(absl::string_view s) {
   std::string out(s);
   size_t scheme = out.find("://");
   size_t auth_start = scheme + 3;
-  size_t at = out.find('@', auth_start);
-  size_t slash = out.find('/', auth_start);
-  if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+  // The last '@' before any query: a password may (malformed, but still
+  // secret) contain '/' or '@'; redact everything between the first ':' of
+  // the authority and that '@'.
+  const size_t query = out.find('?', auth_start);
+  size_t at = out.rfind('@', query == std::string::npos ? std::string::npos
+                                                         : query);
+  if (at != std::string::npos && at > auth_start &&
+      (query == std::string::npos || at < query)) {
     size_t colon = out.find(':', auth_start);
     if (colon != std::string::npos && colon < at) {
       out.replace(colon + 1, at - colon - 1, "***");

@@ -253,6 +253,22 @@ absl::Status ShardStore::EnsureConnected() {
         "; SET application_name = ",
         setup.quote(options_.application_name)));
     setup.commit();
+    if (options_.expected_shard_count > 0) {
+      pqxx::nontransaction check(conn->c);
+      // A shard never bootstrapped has no identity yet: nothing to check.
+      const bool recorded =
+          check.exec1("SELECT to_regclass('shard_identity') IS NOT NULL")[0]
+              .as<bool>();
+      pqxx::result id;
+      if (recorded) {
+        id = check.exec("SELECT shard_index, shard_count FROM shard_identity");
+      }
+      if (!id.empty() && (id[0][0].as<int>() != shard_index_ ||
+                          id[0][1].as<int>() != options_.expected_shard_count)) {
+        return IdentityMismatch(id[0][0].as<int>(), id[0][1].as<int>(),
+                                options_.expected_shard_count);
+      }
+    }
     for (const auto& s : kStatements) conn->c.prepare(s.name, s.sql);
     conn_ = std::move(conn);
     statement_timeout_ms_ = absl::ToInt64Milliseconds(options_.statement_timeout);
@@ -265,6 +281,22 @@ absl::Status ShardStore::EnsureConnected() {
     conn_.reset();
     return ShardUnavailableError(shard_index_, "cannot connect");
   }
+}
+
+absl::Status ShardStore::IdentityMismatch(int recorded_index,
+                                          int recorded_count,
+                                          int shard_count) const {
+  return MakeError(
+      absl::StatusCode::kFailedPrecondition, "SHARD_IDENTITY_MISMATCH",
+      absl::StrCat(
+          "shard at position ", shard_index_, " of --shards (",
+          dsn_.Endpoint(), ") was initialised as shard ", recorded_index,
+          " of ", recorded_count, ", but the list puts it at index ",
+          shard_index_, " of ", shard_count,
+          ". Products are placed by product_id mod N, so serving with this "
+          "list would misroute them. Restore the original order and length "
+          "of --shards."),
+      {{"shard", absl::StrCat(shard_index_)}});
 }
 
 void ShardStore::SetCallDeadline(absl::Time deadline) {
@@ -433,14 +465,7 @@ absl::Status ShardStore::Bootstrap(int shard_count) {
     const int count = id[1].as<int>();
     if (index != shard_index_ || count != shard_count) {
       tx.abort();
-      return absl::FailedPreconditionError(absl::StrCat(
-          "shard at position ", shard_index_, " of --shards (",
-          dsn_.Endpoint(), ") was initialised as shard ", index, " of ",
-          count, ", but the list puts it at index ", shard_index_, " of ",
-          shard_count,
-          ". Products are placed by product_id mod N, so serving with this "
-          "list would misroute them. Restore the original order and length "
-          "of --shards."));
+      return IdentityMismatch(index, count, shard_count);
     }
     tx.commit();
     return absl::OkStatus();

@@ -189,6 +189,12 @@ TEST(DsnRedactedTest, UriPasswordInBothPlaces) {
       Dsn("postgresql://user:one@host/db?password=two").Redacted(), "two"));
 }
 
+TEST(DsnRedactedTest, UriMalformedPasswordWithSlashStillHidden) {
+  // Not a valid URI (an unencoded '/' in the password), but what gets logged
+  // when libpq refuses it must not show the secret either.
+  ExpectHidden("postgresql://u:pa/ss@host/db", {"pa/ss", "ss@"}, {"host/db"});
+}
+
 TEST(DsnRedactedTest, UriPercentEncodedPasswordKeyword) {
   // libpq percent-decodes query keywords as well as values
   // (conninfo_uri_parse_params), so "passwor%64" is the password parameter.

@@ -91,6 +91,7 @@ class App {
   int port_ = 0;
   int metrics_port_ = 0;
   std::thread readiness_thread_;
+  std::atomic<bool> stop_notified_{false};  // Notify() exactly once
   absl::Notification stop_requested_;
   std::atomic<int> exit_code_{0};
   bool shut_down_ = false;

@@ -37,6 +37,10 @@ struct ShardStoreOptions {
   absl::Duration lock_timeout = absl::Seconds(5);
   // application_name seen in pg_stat_activity.
   std::string application_name = "inventoryd";
+  // If > 0, every new connection checks that the shard's recorded identity
+  // (if it has one yet) is (shard_index, expected_shard_count), and refuses
+  // to serve otherwise (a failover or DNS change to the wrong database).
+  int expected_shard_count = 0;
 };
 
 // One connection to one shard and every statement the service runs on it.
@@ -160,6 +164,11 @@ class ShardStore {
   auto Run(const char* what, Fn&& fn, bool idempotent = true) -> decltype(fn());
 
   absl::Status Translate(const char* what, const std::exception& e);
+
+  // FAILED_PRECONDITION SHARD_IDENTITY_MISMATCH naming this shard's place in
+  // the list and the identity the database recorded.
+  absl::Status IdentityMismatch(int recorded_index, int recorded_count,
+                                int shard_count) const;
 
   int shard_index_;
   Dsn dsn_;

@@ -194,7 +194,9 @@ BEGIN
                now() + make_interval(secs => hold_ttls[g]::double precision
                                              / 1000),
                o_bo[g]
-        FROM unnest(granted) WITH ORDINALITY AS t(g, ord) ORDER BY ord
+        -- In request-id order: two batches inserting the same ids wait
+        -- for each other in the same order, never in a cycle.
+        FROM unnest(granted) AS t(g) ORDER BY request_ids[g]
         ON CONFLICT (request_id) DO NOTHING
         RETURNING *)
     SELECT array_agg(ins), array_agg(ins.request_id) INTO new_rows, new_rids
