@@ -69,19 +69,25 @@ DECLARE
   wanted_rids text[];
   r reservations;
 BEGIN
-  -- Plain arrays, so every look-up below is an index scan.
-  SELECT array_agg(row_ids[s]) FILTER (WHERE kinds[s] IN (2, 3)),
-         array_agg(request_ids[s]) FILTER (WHERE kinds[s] = 1)
-    INTO wanted_rows, wanted_rids
-    FROM generate_subscripts(kinds, 1) s;
+  -- Plain arrays, so every look-up below is an index scan (and look-ups
+  -- with nothing to find are skipped).
+  FOR i IN 1 .. n LOOP
+    IF kinds[i] = 1 THEN
+      wanted_rids := wanted_rids || request_ids[i];
+    ELSE
+      wanted_rows := wanted_rows || row_ids[i];
+    END IF;
+  END LOOP;
   -- (1)
-  SELECT array_agg(x::reservations ORDER BY x.id), array_agg(x.id ORDER BY x.id),
-         array_agg(x.status ORDER BY x.id),
-         array_agg(x.expire_time <= now() ORDER BY x.id)
-    INTO rows_locked, row_ids_locked, row_status, row_expired
-    FROM (SELECT * FROM reservations
-          WHERE id = ANY (wanted_rows)
-          ORDER BY id FOR UPDATE) x;
+  IF wanted_rows IS NOT NULL THEN
+    SELECT array_agg(x::reservations ORDER BY x.id),
+           array_agg(x.id ORDER BY x.id), array_agg(x.status ORDER BY x.id),
+           array_agg(x.expire_time <= now() ORDER BY x.id)
+      INTO rows_locked, row_ids_locked, row_status, row_expired
+      FROM (SELECT * FROM reservations
+            WHERE id = ANY (wanted_rows)
+            ORDER BY id FOR UPDATE) x;
+  END IF;
   -- (2)
   SELECT array_agg(y.product_id ORDER BY y.product_id),
          array_agg(y.total_quantity ORDER BY y.product_id),
@@ -96,9 +102,11 @@ BEGIN
   d_pur := d_res;
   d_bo := d_res;
   -- (3)
-  SELECT array_agg(z), array_agg(z.request_id) INTO prior_rows, prior_rids
-    FROM reservations z
-    WHERE z.request_id = ANY (wanted_rids);
+  IF wanted_rids IS NOT NULL THEN
+    SELECT array_agg(z), array_agg(z.request_id) INTO prior_rows, prior_rids
+      FROM reservations z
+      WHERE z.request_id = ANY (wanted_rids);
+  END IF;
   -- (4)
   FOR i IN 1 .. n LOOP
     IF kinds[i] = 1 THEN
