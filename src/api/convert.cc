@@ -8,8 +8,6 @@
 #include "inventory/routing/router.h"
 
 namespace inventory {
-namespace {
-
 void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t us = absl::ToUnixMicros(t);
   int64_t seconds = us / 1000000;
@@ -22,6 +20,14 @@ void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>(micros * 1000));
 }
 
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  out->set_seconds(ns / 1000000000);
+  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+namespace {
+
 // The reason used when an error carries none (never expected).
 const char* DefaultReason(absl::StatusCode code) {
   switch (code) {
@@ -29,7 +35,7 @@ const char* DefaultReason(absl::StatusCode code) {
     case absl::StatusCode::kInvalidArgument: return reason::kInvalidArgument;
     case absl::StatusCode::kUnavailable: return reason::kShardUnavailable;
     case absl::StatusCode::kUnimplemented: return reason::kUnimplemented;
-    case absl::StatusCode::kCancelled: return "CANCELLED";
+    case absl::StatusCode::kCancelled: return reason::kCancelled;
     default: return reason::kInternal;
   }
 }

@@ -123,7 +123,7 @@ class EventWatch
     }
     // Touch nothing of ours after Finish: OnDone deletes this.
     Finish(open ? ToGrpcStatus(MakeError(
-                      absl::StatusCode::kUnavailable, "SERVICE_STOPPING",
+                      absl::StatusCode::kUnavailable, reason::kServiceStopping,
                       "the server is shutting down; resume with the last "
                       "cursor on another instance"))
                 : grpc::Status::CANCELLED);

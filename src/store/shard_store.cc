@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "inventory/common/errors.h"
+#include "inventory/routing/router.h"
 #include "inventory/store/migrations.h"
 #include "spdlog/spdlog.h"
 
@@ -25,13 +26,6 @@ constexpr int64_t kBootstrapLockKey = 0x1a7e4e0001;
   "requested_ttl_ms, inv_us(create_time) AS create_us, "               \
   "inv_us(expire_time) AS expire_us, inv_us(update_time) AS update_us, " \
   "backordered_quantity"
-// The same columns of a row an UPDATE ... FROM just changed.
-#define CHANGED_RES_COLS                                                   \
-  "reservations.id, reservations.product_id, reservations.quantity, "     \
-  "reservations.status, reservations.customer_id, reservations.request_id, " \
-  "reservations.requested_ttl_ms, inv_us(reservations.create_time), "     \
-  "inv_us(reservations.expire_time), inv_us(reservations.update_time), "  \
-  "reservations.backordered_quantity"
 
 #define PRODUCT_COLS                                                    \
   "product_id, total_quantity, reserved_quantity, purchased_quantity, " \
@@ -59,8 +53,6 @@ const Statement kStatements[] = {
      "SELECT * FROM inv_apply_batch($1::smallint[], $2::bigint[],"
      " $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],"
      " $8::bigint[])"},
-    {"reservation_by_request",
-     "SELECT " RES_COLS " FROM reservations WHERE request_id = $1"},
     {"reservation_get",
      "SELECT " RES_COLS " FROM reservations WHERE id = $1 AND product_id = $2"},
     // Sweeper, step 1: claim due holds no other sweeper holds, expire them.
@@ -146,12 +138,8 @@ ProductRecord ParseProduct(const pqxx::row& row) {
   return p;
 }
 
-std::string ReservationIdText(int64_t product_id, int64_t row_id) {
-  return absl::StrCat("r", product_id, "-", row_id);
-}
-
 absl::Status NotFoundReservation(int64_t product_id, int64_t row_id) {
-  std::string id = ReservationIdText(product_id, row_id);
+  std::string id = FormatReservationId({product_id, row_id});
   return MakeError(absl::StatusCode::kNotFound, reason::kReservationNotFound,
                    absl::StrCat("reservation ", id, " does not exist"),
                    {{"reservationId", id}});
@@ -174,7 +162,7 @@ const char* StatusName(ReservationStatus s) {
 }
 
 absl::Status NotPending(const ReservationRecord& r, absl::string_view action) {
-  std::string id = ReservationIdText(r.product_id, r.row_id);
+  std::string id = FormatReservationId({r.product_id, r.row_id});
   return MakeError(
       absl::StatusCode::kFailedPrecondition, reason::kReservationNotPending,
       absl::StrCat("cannot ", action, " reservation ", id, ": it is ",
@@ -287,7 +275,7 @@ absl::Status ShardStore::IdentityMismatch(int recorded_index,
                                           int recorded_count,
                                           int shard_count) const {
   return MakeError(
-      absl::StatusCode::kFailedPrecondition, "SHARD_IDENTITY_MISMATCH",
+      absl::StatusCode::kFailedPrecondition, reason::kShardIdentityMismatch,
       absl::StrCat(
           "shard at position ", shard_index_, " of --shards (",
           dsn_.Endpoint(), ") was initialised as shard ", recorded_index,
@@ -540,7 +528,7 @@ absl::StatusOr<ReserveOutcome> Replay(const ReserveCommand& c,
   if (prior.product_id != c.product_id || prior.quantity != c.quantity ||
       prior.customer_id != c.customer_id ||
       prior.requested_ttl != c.requested_ttl) {
-    std::string id = ReservationIdText(prior.product_id, prior.row_id);
+    std::string id = FormatReservationId({prior.product_id, prior.row_id});
     return MakeError(
         absl::StatusCode::kFailedPrecondition, reason::kRequestIdConflict,
         absl::StrCat("request_id '", c.request_id,
