@@ -16,18 +16,6 @@ AdminServiceImpl::AdminServiceImpl(std::vector<ShardView> shards,
 
 namespace {
 
-void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t ns = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(ns / 1000000000);
-  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t us = absl::ToUnixMicros(t);
-  out->set_seconds(us / 1000000);
-  out->set_nanos(static_cast<int32_t>((us % 1000000) * 1000));
-}
-
 // What one shard's check found.
 struct ShardProbe {
   absl::Duration latency;
@@ -108,7 +96,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CheckShards(
             }
             s->set_last_error(error);
             if (view.health->last_error_time() != absl::InfinitePast()) {
-              SetTimestamp(view.health->last_error_time(),
+              SetTime(view.health->last_error_time(),
                            s->mutable_last_error_time());
             }
             last = --gather->pending == 0;

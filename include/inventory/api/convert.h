@@ -5,6 +5,9 @@
 #define INVENTORY_API_CONVERT_H_
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/support/status.h"
 #include "inventory/store/model.h"
 #include "inventory/v1/inventory.pb.h"
@@ -18,6 +21,11 @@ void ToProto(const StockAdjustmentRecord& record,
 // `shard` makes the event id unique across shards.
 void ToProto(const InventoryEventRecord& record, int shard,
              inventory::v1::InventoryEvent* out);
+
+// Well-known types: a time (microsecond precision, as the store keeps it)
+// and a duration.
+void SetTime(absl::Time t, google::protobuf::Timestamp* out);
+void SetDuration(absl::Duration d, google::protobuf::Duration* out);
 
 // The product's etag (AIP-154): changes whenever any counter changes.
 std::string ProductEtag(const ProductRecord& record);
