@@ -59,23 +59,22 @@ ABSL_FLAG(std::string, port_file, "",
 
 namespace {
 
-// Applies INVENTORY_<NAME> environment variables to flags; the command line
-// (parsed afterwards) wins.
+// Whether `file` is this file: its flags are the service's own (listed by
+// --help, settable from the environment).
+bool IsOwnFlagFile(absl::string_view file) {
+  return absl::StrContains(file, "inventoryd/main.cc");
+}
+
+// Applies INVENTORY_<NAME> environment variables to this file's flags; the
+// command line (parsed afterwards) wins.
 bool ApplyEnvironment() {
-  const char* names[] = {
-      "listen",          "shards",           "log_level",
-      "default_hold_ttl", "max_quantity",    "default_deadline",
-      "drain_timeout",   "shard_connections", "sweep_interval",
-      "sweep_batch",     "statement_timeout", "max_message_bytes",
-      "port_file",       "etag_session_window", "log_format",
-      "log_rpcs",        "metrics_listen",    "max_batch"};
-  for (const char* name : names) {
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!IsOwnFlagFile(flag->Filename())) continue;
     std::string var = absl::StrCat("INVENTORY_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(var.c_str());
     if (value == nullptr) continue;
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     std::string error;
-    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+    if (!flag->ParseFrom(value, &error)) {
       std::cerr << "inventoryd: bad " << var << ": " << error << "\n";
       return false;
     }
@@ -89,9 +88,7 @@ int main(int argc, char** argv) {
   // --help lists this file's flags (Abseil otherwise looks for a file named
   // after the binary's main module).
   absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::StrContains(file, "inventoryd/main.cc");
-  };
+  usage.contains_help_flags = IsOwnFlagFile;
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
