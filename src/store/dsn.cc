@@ -18,32 +18,55 @@ bool IsUri(absl::string_view s) {
 
 bool IsSpace(char c) { return absl::ascii_isspace(static_cast<unsigned char>(c)); }
 
-// Redacts the password in keyword/value form, reading the string the way
-// libpq does (conninfo_parse): white space around '=', quoted values with
-// backslash escapes, backslash escapes in unquoted values too. A string libpq
-// would refuse is hidden from the first entry it cannot read.
-std::string RedactKeywordForm(absl::string_view s) {
-  std::string out;
+// One keyword=value entry as libpq reads it (conninfo_parse): white space
+// around '=', quoted values with backslash escapes, backslash escapes in
+// unquoted values too. The views keep the original text, so it can be
+// written back unchanged.
+struct KeywordEntry {
+  absl::string_view before;  // white space before the key
+  absl::string_view key;
+  absl::string_view gap;     // white space between the key and '='
+  absl::string_view lead;    // white space after '='
+  absl::string_view value;   // as written (quotes and escapes included)
+};
+
+// A keyword/value string split into entries. `malformed` if libpq would
+// refuse it: `entries` then holds what came before the bad entry, and `rest`
+// the white space before it; otherwise `rest` is the trailing white space.
+struct KeywordForm {
+  std::vector<KeywordEntry> entries;
+  absl::string_view rest;
+  bool malformed = false;
+};
+
+KeywordForm SplitKeywordForm(absl::string_view s) {
+  KeywordForm form;
   size_t i = 0;
   const size_t n = s.size();
-  while (i < n) {
-    if (IsSpace(s[i])) {
-      out.push_back(s[i++]);
-      continue;
+  while (true) {
+    const size_t ws = i;
+    while (i < n && IsSpace(s[i])) ++i;
+    if (i >= n) {
+      form.rest = s.substr(ws);
+      return form;
     }
+    KeywordEntry e;
+    e.before = s.substr(ws, i - ws);
     const size_t key_start = i;
     while (i < n && s[i] != '=' && !IsSpace(s[i])) ++i;
-    const absl::string_view key = s.substr(key_start, i - key_start);
+    e.key = s.substr(key_start, i - key_start);
     const size_t gap = i;
     while (i < n && IsSpace(s[i])) ++i;
     if (i >= n || s[i] != '=') {
-      // Malformed (libpq refuses it): show nothing from here on.
-      absl::StrAppend(&out, "***");
-      return out;
+      form.rest = e.before;
+      form.malformed = true;
+      return form;
     }
-    absl::StrAppend(&out, key, s.substr(gap, i - gap), "=");
+    e.gap = s.substr(gap, i - gap);
     ++i;
-    while (i < n && IsSpace(s[i])) out.push_back(s[i++]);
+    const size_t lead = i;
+    while (i < n && IsSpace(s[i])) ++i;
+    e.lead = s.substr(lead, i - lead);
     const size_t value_start = i;
     if (i < n && s[i] == '\'') {
       ++i;
@@ -53,13 +76,49 @@ std::string RedactKeywordForm(absl::string_view s) {
       while (i < n && !IsSpace(s[i])) i += (s[i] == '\\') ? 2 : 1;
       i = std::min(i, n);
     }
-    if (absl::EqualsIgnoreCase(key, "password")) {
-      absl::StrAppend(&out, "***");
-    } else {
-      absl::StrAppend(&out, s.substr(value_start, i - value_start));
-    }
+    e.value = s.substr(value_start, i - value_start);
+    form.entries.push_back(e);
+  }
+}
+
+// A value as libpq sees it: quotes removed, backslash escapes resolved.
+std::string Unquote(absl::string_view v) {
+  if (!v.empty() && v.front() == '\'') {
+    v.remove_prefix(1);
+    if (!v.empty() && v.back() == '\'') v.remove_suffix(1);
+  }
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) ++i;
+    out.push_back(v[i]);
   }
   return out;
+}
+
+// Redacts the password in keyword/value form. A string libpq would refuse
+// is hidden from the first entry it cannot read.
+std::string RedactKeywordForm(absl::string_view s) {
+  const KeywordForm form = SplitKeywordForm(s);
+  std::string out;
+  for (const KeywordEntry& e : form.entries) {
+    absl::StrAppend(&out, e.before, e.key, e.gap, "=", e.lead,
+                    absl::EqualsIgnoreCase(e.key, "password") ? "***"
+                                                              : e.value);
+  }
+  absl::StrAppend(&out, form.rest, form.malformed ? "***" : "");
+  return out;
+}
+
+// Where a URI's user info ends: the last '@' before any query (a password
+// may, malformed but still secret, contain '/' or '@'), or npos. `s` starts
+// after "scheme://".
+size_t UserInfoEnd(absl::string_view s) {
+  const size_t query = s.find('?');
+  const size_t at = s.rfind('@', query);
+  return at != absl::string_view::npos &&
+                 (query == absl::string_view::npos || at < query)
+             ? at
+             : absl::string_view::npos;
 }
 
 // Percent-decodes a URI component (as libpq does for query keys).
@@ -84,19 +143,13 @@ std::string PercentDecode(absl::string_view s) {
 // Redacts "user:password@" and "password=" query parameters in a URI.
 std::string RedactUri(absl::string_view s) {
   std::string out(s);
-  size_t scheme = out.find("://");
-  size_t auth_start = scheme + 3;
-  // The last '@' before any query: a password may (malformed, but still
-  // secret) contain '/' or '@'; redact everything between the first ':' of
-  // the authority and that '@'.
-  const size_t query = out.find('?', auth_start);
-  size_t at = out.rfind('@', query == std::string::npos ? std::string::npos
-                                                         : query);
-  if (at != std::string::npos && at > auth_start &&
-      (query == std::string::npos || at < query)) {
-    size_t colon = out.find(':', auth_start);
-    if (colon != std::string::npos && colon < at) {
-      out.replace(colon + 1, at - colon - 1, "***");
+  const size_t auth_start = out.find("://") + 3;
+  // Everything between the first ':' of the user info and its end.
+  const size_t at = UserInfoEnd(absl::string_view(out).substr(auth_start));
+  if (at != absl::string_view::npos) {
+    const size_t colon = out.find(':', auth_start);
+    if (colon != std::string::npos && colon < auth_start + at) {
+      out.replace(colon + 1, auth_start + at - colon - 1, "***");
     }
   }
   size_t q = out.find('?');
@@ -120,21 +173,6 @@ std::string RedactUri(absl::string_view s) {
   return out;
 }
 
-// Parses keyword=value pairs (values unquoted) for Endpoint().
-std::map<std::string, std::string> KeywordPairs(absl::string_view s) {
-  std::map<std::string, std::string> out;
-  for (absl::string_view part :
-       absl::StrSplit(s, absl::ByAnyChar(" \t\n"), absl::SkipEmpty())) {
-    size_t eq = part.find('=');
-    if (eq == absl::string_view::npos) continue;
-    std::string value(part.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') {
-      value = value.substr(1, value.size() - 2);
-    }
-    out[absl::AsciiStrToLower(part.substr(0, eq))] = value;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -146,15 +184,15 @@ std::string Dsn::Endpoint() const {
   if (IsUri(conninfo_)) {
     absl::string_view s = conninfo_;
     s.remove_prefix(s.find("://") + 3);
-    size_t at = s.find('@');
-    size_t slash = s.find('/');
-    if (at != absl::string_view::npos &&
-        (slash == absl::string_view::npos || at < slash)) {
+    if (size_t at = UserInfoEnd(s); at != absl::string_view::npos) {
       s.remove_prefix(at + 1);
     }
     return std::string(s.substr(0, s.find('?')));
   }
-  auto kv = KeywordPairs(conninfo_);
+  std::map<std::string, std::string> kv;
+  for (const KeywordEntry& e : SplitKeywordForm(conninfo_).entries) {
+    kv[absl::AsciiStrToLower(e.key)] = Unquote(e.value);
+  }
   std::string host = kv.count("host") ? kv["host"]
                      : kv.count("hostaddr") ? kv["hostaddr"]
                                             : "localhost";

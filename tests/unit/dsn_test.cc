@@ -195,6 +195,17 @@ TEST(DsnRedactedTest, UriMalformedPasswordWithSlashStillHidden) {
   ExpectHidden("postgresql://u:pa/ss@host/db", {"pa/ss", "ss@"}, {"host/db"});
 }
 
+TEST(DsnEndpointTest, UriMalformedPasswordWithSlashNotShown) {
+  // Endpoint() is logged and returned by CheckShards: it reads the user info
+  // the same way Redacted() does.
+  EXPECT_EQ(Dsn("postgresql://u:pa/ss@host/db").Endpoint(), "host/db");
+}
+
+TEST(DsnEndpointTest, KeywordQuotedValueWithSpace) {
+  EXPECT_EQ(Dsn("host='my host' dbname='in v' password='a b'").Endpoint(),
+            "my host:5432/in v");
+}
+
 TEST(DsnRedactedTest, UriPercentEncodedPasswordKeyword) {
   // libpq percent-decodes query keywords as well as values
   // (conninfo_uri_parse_params), so "passwor%64" is the password parameter.
