@@ -4,7 +4,7 @@
 -- This is the single-statement `reserve` of src/store/shard_store.cc as of
 -- commit 1a3ff92 (RES_COLS expanded): the conditional counter UPDATE and the
 -- reservation INSERT in one CTE, the per-request design before the group
--- transaction (migration 0003, inv_apply_batch) replaced it. It stays as a
+-- transaction (migration 0004, inv_apply_batch) replaced it. It stays as a
 -- reference point; bench/reserve_hot.sql is the transaction the service runs
 -- today. Run with `pgbench -M prepared`, in autocommit (one statement = one
 -- transaction). The statement's $1..$6 are the variables :pid, :qty,

@@ -47,7 +47,7 @@ const Statement kStatements[] = {
      "SELECT product_id, "
      "greatest(total_quantity - reserved_quantity - purchased_quantity, 0) "
      "FROM products WHERE product_id = ANY($1::bigint[])"},
-    // The group transaction (migration 0003): every reserve, release and
+    // The group transaction (migration 0004): every reserve, release and
     // commit goes through it, alone or with company.
     {"apply_batch",
      "SELECT * FROM inv_apply_batch($1::smallint[], $2::bigint[],"

@@ -1,7 +1,28 @@
--- 0004: inv_apply_batch, set-based. Same contract as 0003 (arguments,
--- result rows, outcomes, lock order), but the requests are decided in memory
--- against the locked products' counters and written with one statement per
--- table: the cost of a batch no longer grows with a statement per request.
+-- 0004: the group transaction. (0003, a first version deciding one request
+-- at a time with a statement each, was replaced by this one before any
+-- release; the number stays free.) inv_apply_batch decides a batch of
+-- reserve / release / commit requests in one call (one round trip, one
+-- commit), in arrival order, with exactly the outcome each would have had
+-- alone.
+--
+-- Lock order, the same for every writer of the schema: first the reservation
+-- rows the batch releases or commits (ascending id), then the products it
+-- touches (ascending id), then (in triggers) the event sequence. The expiry
+-- sweeper follows the same order (its reservation rows with SKIP LOCKED), so
+-- batches on several connections and instances cannot deadlock.
+--
+-- kinds: 1 reserve, 2 release, 3 commit.
+-- outcome: 1 granted (new PENDING row), 2 replayed (same request id, same
+--   parameters), 3 out of stock (available = units left), 4 request id
+--   conflict (row = the earlier reservation), 5 product not found,
+--   6 reservation not found, 7 not pending (row = as it is now; a commit of
+--   a hold found expired expires it first), 8 changed (released /
+--   purchased), 9 already so (release of RELEASED/EXPIRED, commit of
+--   PURCHASED; nothing changed).
+--
+-- The requests are decided in memory against the locked products' counters
+-- and written with one statement per table: the cost of a batch does not
+-- grow with a statement per request.
 --
 -- Steps: (1) lock the released / committed reservation rows (ascending id)
 -- and (2) the products (ascending id), reading their state; (3) find earlier
