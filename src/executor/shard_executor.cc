@@ -61,6 +61,7 @@ void ShardExecutor::Enqueue(std::shared_ptr<Call> call) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_ && queue_.size() < options_.max_queue) {
+      if (call->op() != nullptr) ++queued_ops_;
       queue_.push_back(std::move(call));
       return;
     }
@@ -68,29 +69,43 @@ void ShardExecutor::Enqueue(std::shared_ptr<Call> call) {
   call->Fail(ShardUnavailableError(shard_index_, "overloaded or stopping"));
 }
 
+bool ShardExecutor::Runnable() const {
+  return queue_.size() > queued_ops_ ||
+         (queued_ops_ > 0 && batches_running_ < options_.batch_connections);
+}
+
 void ShardExecutor::WorkerLoop(int worker) {
   std::unique_ptr<ShardStore> store = make_store_();
   while (true) {
     std::vector<std::shared_ptr<Call>> taken;
+    bool batch = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](ShardExecutor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
-            return !e->queue_.empty() || e->stopping_;
+            return e->Runnable() || (e->stopping_ && e->queue_.empty());
           },
           this));
-      if (queue_.empty()) break;  // stopping and drained
-      taken.push_back(std::move(queue_.front()));
-      queue_.pop_front();
+      if (!Runnable()) break;  // stopping and drained
+      // The oldest call this worker may take: anything, or only other work
+      // while batch_connections group transactions are running.
+      const bool may_batch = batches_running_ < options_.batch_connections;
+      auto it = queue_.begin();
+      while ((*it)->op() != nullptr && !may_batch) ++it;
+      taken.push_back(std::move(*it));
+      it = queue_.erase(it);
       // Coalesce: every other reserve / release / commit waiting, in
       // arrival order, up to max_batch. Nothing waits for company.
       if (taken.front()->op() != nullptr) {
-        for (auto it = queue_.begin();
-             it != queue_.end() &&
-             static_cast<int>(taken.size()) < options_.max_batch;) {
+        batch = true;
+        ++batches_running_;
+        --queued_ops_;
+        while (it != queue_.end() &&
+               static_cast<int>(taken.size()) < options_.max_batch) {
           if ((*it)->op() != nullptr) {
             taken.push_back(std::move(*it));
             it = queue_.erase(it);
+            --queued_ops_;
           } else {
             ++it;
           }
@@ -126,13 +141,14 @@ void ShardExecutor::WorkerLoop(int worker) {
     }
     absl::MutexLock lock(&mu_);
     running_[worker].clear();
+    if (batch) --batches_running_;
   }
   absl::MutexLock lock(&mu_);
   --live_workers_;
 }
 
 void ShardExecutor::RunBatch(ShardStore& store,
-                             const std::vector<std::shared_ptr<Call>>& batch) {
+                             std::vector<std::shared_ptr<Call>> batch) {
   std::vector<ReservationOp> ops;
   ops.reserve(batch.size());
   absl::Time latest = absl::InfinitePast();
@@ -144,6 +160,44 @@ void ShardExecutor::RunBatch(ShardStore& store,
   // The statement may run until the last deadline of the batch; calls whose
   // own deadline comes first are answered by the deadline scan.
   store.SetCallDeadline(latest);
+  if (options_.fast_path) {
+    // Products whose stock covers all their requests are granted in one
+    // plain statement; the rest go on to the group transaction, in order.
+    absl::StatusOr<std::vector<std::optional<ReservationRecord>>> granted =
+        store.GrantWholeProducts(ops);
+    if (granted.ok()) {
+      std::vector<std::shared_ptr<Call>> rest;
+      std::vector<ReservationOp> rest_ops;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if ((*granted)[i].has_value()) {
+          batch[i]->CompleteOp(
+              ReserveOutcome{std::move(*(*granted)[i]), false});
+        } else {
+          rest.push_back(std::move(batch[i]));
+          rest_ops.push_back(std::move(ops[i]));
+        }
+      }
+      if (options_.observe_fast_path) {
+        options_.observe_fast_path(static_cast<int>(batch.size() - rest.size()));
+      }
+      if (rest.empty()) {
+        health_->ReportSuccess();
+        return;
+      }
+      batch = std::move(rest);
+      ops = std::move(rest_ops);
+    } else {
+      const std::string why = ErrorReason(granted.status());
+      if (why == reason::kShardUnavailable || why == reason::kDeadlineExceeded) {
+        if (why == reason::kShardUnavailable) {
+          health_->ReportFailure(granted.status().message());
+        }
+        for (const auto& call : batch) call->CompleteOp(granted.status());
+        return;
+      }
+      // Anything else: the group transaction decides the whole batch.
+    }
+  }
   absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> outcomes =
       store.ApplyBatch(ops);
   if (!outcomes.ok()) {
@@ -179,6 +233,7 @@ void ShardExecutor::DeadlineLoop() {
       const absl::Time limit = absl::Now() + kDeadlineMargin;
       for (auto it = queue_.begin(); it != queue_.end();) {
         if (unreachable || (*it)->deadline() <= limit || (*it)->answered()) {
+          if ((*it)->op() != nullptr) --queued_ops_;
           expired.push_back(std::move(*it));
           it = queue_.erase(it);
         } else {
@@ -216,6 +271,7 @@ bool ShardExecutor::Shutdown(absl::Time deadline) {
         c->Fail(ShardUnavailableError(shard_index_, "service is stopping"));
       }
       queue_.clear();
+      queued_ops_ = 0;
       for (auto& calls : running_) {
         for (auto& c : calls) {
           c->Fail(ShardUnavailableError(shard_index_, "service is stopping"));

@@ -40,11 +40,18 @@ ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(5),
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "how long SIGTERM waits for in-flight calls");
 ABSL_FLAG(int, shard_connections, 2,
-          "worker connections per shard (fewer connections make bigger group "
-          "transactions; see docs/benchmarks.md)");
+          "worker connections per shard");
+ABSL_FLAG(int, batch_connections, 1,
+          "of those, how many may run group transactions (reserve / release "
+          "/ commit) at once; the rest serve reads and administration "
+          "meanwhile (one makes the biggest batches; see docs/benchmarks.md)");
 ABSL_FLAG(int, max_batch, 64,
           "most reserve/release/commit calls of one shard decided in one "
           "transaction (1: no coalescing)");
+ABSL_FLAG(bool, fast_path, true,
+          "grant batches of reserves whose products have stock for all of "
+          "them with one plain statement before the group transaction "
+          "(false: the group transaction decides everything)");
 ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
           "how often each shard is swept for expired holds");
 ABSL_FLAG(int, sweep_batch, 500, "holds expired per shard per sweep");
@@ -123,7 +130,9 @@ int main(int argc, char** argv) {
   config.service.session_window = absl::GetFlag(FLAGS_etag_session_window);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   config.executor.connections = absl::GetFlag(FLAGS_shard_connections);
+  config.executor.batch_connections = absl::GetFlag(FLAGS_batch_connections);
   config.executor.max_batch = absl::GetFlag(FLAGS_max_batch);
+  config.executor.fast_path = absl::GetFlag(FLAGS_fast_path);
   config.sweeper.interval = absl::GetFlag(FLAGS_sweep_interval);
   config.sweeper.batch = absl::GetFlag(FLAGS_sweep_batch);
   config.store.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
@@ -135,6 +144,8 @@ int main(int argc, char** argv) {
   if (limits.default_hold_ttl < limits.min_hold_ttl ||
       limits.default_hold_ttl > limits.max_hold_ttl ||
       limits.max_quantity < 1 || config.executor.connections < 1 ||
+      config.executor.batch_connections < 1 ||
+      config.executor.batch_connections > config.executor.connections ||
       config.executor.max_batch < 1 ||
       config.sweeper.batch < 1 ||
       config.service.default_deadline <= absl::ZeroDuration() ||
@@ -144,7 +155,8 @@ int main(int argc, char** argv) {
     std::cerr << "inventoryd: --default_hold_ttl must be 1s..24h; "
                  "--max_quantity, --shard_connections, --max_batch, "
                  "--sweep_batch, --default_deadline and --statement_timeout "
-                 "must be positive; --max_message_bytes at least 1024\n";
+                 "must be positive; --batch_connections 1.."
+                 "--shard_connections; --max_message_bytes at least 1024\n";
     return 2;
   }
 

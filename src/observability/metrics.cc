@@ -75,6 +75,12 @@ Metrics::Metrics(
                          .Help("Requests decided per group transaction, by "
                                "shard.")
                          .Register(*registry_);
+  auto& fast_path = prometheus::BuildCounter()
+                       .Name("inventory_shard_fast_path_granted_total")
+                       .Help("Reserves granted by the one-statement fast "
+                             "path (the rest of their batches went to the "
+                             "group transaction), by shard.")
+                       .Register(*registry_);
   auto& in_use = prometheus::BuildGauge()
                      .Name("inventory_shard_connections_in_use")
                      .Help("Worker connections busy with a call, by shard.")
@@ -93,6 +99,7 @@ Metrics::Metrics(
     shard_batch_size_.push_back(
         &batch_size.Add(l, prometheus::Histogram::BucketBoundaries{
                                1, 2, 4, 8, 16, 32, 64, 128, 256}));
+    shard_fast_path_.push_back(&fast_path.Add(l));
     shard_in_use_.push_back(&in_use.Add(l));
     shard_queue_.push_back(&queue.Add(l));
     shard_reachable_.push_back(&reachable.Add(l));
@@ -138,6 +145,10 @@ void Metrics::ObserveShardCall(int shard, absl::Duration took) {
 
 void Metrics::ObserveBatch(int shard, int size) {
   shard_batch_size_[shard]->Observe(size);
+}
+
+void Metrics::ObserveFastPath(int shard, int granted) {
+  shard_fast_path_[shard]->Increment(granted);
 }
 
 void Metrics::SetShardState(int shard, int in_use, size_t queued,

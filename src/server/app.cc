@@ -97,6 +97,9 @@ absl::Status App::Start() {
     exec_options.observe_batch = [m = metrics_.get(), i](int size) {
       m->ObserveBatch(i, size);
     };
+    exec_options.observe_fast_path = [m = metrics_.get(), i](int granted) {
+      m->ObserveFastPath(i, granted);
+    };
     executors_.push_back(std::make_unique<ShardExecutor>(
         i,
         [i, dsn = config_.shards[i], opts = config_.store] {

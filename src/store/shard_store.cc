@@ -53,6 +53,42 @@ const Statement kStatements[] = {
      "SELECT * FROM inv_apply_batch($1::smallint[], $2::bigint[],"
      " $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],"
      " $8::bigint[])"},
+    // The fast path of a batch of reserves (ShardStore::GrantWholeProducts):
+    // one statement, no PL/pgSQL. Locks the batch's products in ascending
+    // id (the schema's lock order; the InitPlan takes every lock before the
+    // first update), then grants each product's requests together if its
+    // stock covers them all and none of the request ids was seen before.
+    // Products it does not grant are left untouched for inv_apply_batch.
+    {"grant_whole",
+     "WITH req AS ("
+     "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],"
+     "    $4::text[], $5::bigint[], $6::bigint[])"
+     "    AS t(product_id, quantity, customer_id, request_id,"
+     "         requested_ttl_ms, hold_ms)"
+     "), locked AS MATERIALIZED ("
+     "  SELECT product_id FROM products WHERE product_id = ANY($1::bigint[])"
+     "  ORDER BY product_id FOR NO KEY UPDATE"
+     "), want AS ("
+     "  SELECT r.product_id, sum(r.quantity)::bigint AS total"
+     "  FROM req r JOIN locked l USING (product_id) GROUP BY r.product_id"
+     "), take AS ("
+     "  UPDATE products p SET reserved_quantity = p.reserved_quantity + w.total,"
+     "    version = p.version + 1, update_time = now()"
+     "  FROM want w"
+     "  WHERE p.product_id = w.product_id"
+     "    AND (SELECT count(*) FROM locked) > 0"
+     "    AND NOT EXISTS (SELECT 1 FROM reservations x"
+     "                    WHERE x.request_id = ANY($4::text[]))"
+     "    AND p.total_quantity - p.reserved_quantity - p.purchased_quantity"
+     "        >= w.total"
+     "  RETURNING p.product_id"
+     ") INSERT INTO reservations (product_id, quantity, status, customer_id,"
+     "    request_id, requested_ttl_ms, expire_time)"
+     "  SELECT r.product_id, r.quantity, 1, r.customer_id, r.request_id,"
+     "    r.requested_ttl_ms,"
+     "    now() + make_interval(secs => r.hold_ms::double precision / 1000)"
+     "  FROM req r JOIN take t USING (product_id) ORDER BY r.request_id"
+     "  RETURNING " RES_COLS},
     {"reservation_get",
      "SELECT " RES_COLS " FROM reservations WHERE id = $1 AND product_id = $2"},
     // Sweeper, step 1: claim due holds no other sweeper holds, expire them.
@@ -238,6 +274,12 @@ absl::Status ShardStore::EnsureConnected() {
         // The reservation decision relies on READ COMMITTED's re-check of
         // the row a blocked UPDATE waited for: never inherit another level.
         "; SET default_transaction_isolation = 'read committed'"
+        // Every statement of the service finds its rows by index. A plan
+        // PostgreSQL caches while a table is still nearly empty (a new
+        // shard) would otherwise read it sequentially, and keep doing so as
+        // it grows, until the next ANALYZE (measured: one run went from
+        // about 330 us to 2.5 ms of database time per reservation).
+        "; SET enable_seqscan = off"
         "; SET application_name = ",
         setup.quote(options_.application_name)));
     setup.commit();
@@ -649,6 +691,60 @@ ShardStore::ApplyBatch(const std::vector<ReservationOp>& ops) {
   });
 }
 
+absl::StatusOr<std::vector<std::optional<ReservationRecord>>>
+ShardStore::GrantWholeProducts(const std::vector<ReservationOp>& ops) {
+  using Granted = std::vector<std::optional<ReservationRecord>>;
+  const size_t n = ops.size();
+  std::vector<int64_t> products(n), quantities(n), requested(n), holds(n);
+  std::vector<std::string> customers(n), requests(n);
+  std::set<std::string_view> distinct;
+  for (size_t i = 0; i < n; ++i) {
+    const ReservationOp& op = ops[i];
+    // Releases, commits and in-batch duplicates need the group
+    // transaction's one-at-a-time decision.
+    if (op.kind != ReservationOp::Kind::kReserve ||
+        !distinct.insert(op.reserve.request_id).second) {
+      return Granted(n);
+    }
+    products[i] = op.reserve.product_id;
+    quantities[i] = op.reserve.quantity;
+    customers[i] = op.reserve.customer_id;
+    requests[i] = op.reserve.request_id;
+    requested[i] = absl::ToInt64Milliseconds(op.reserve.requested_ttl);
+    holds[i] = absl::ToInt64Milliseconds(op.reserve.hold_ttl);
+  }
+  return Run("grant whole products", [&]() -> absl::StatusOr<Granted> {
+    Granted granted(n);
+    pqxx::result r;
+    try {
+      pqxx::nontransaction tx(conn_->c);
+      r = tx.exec_prepared("grant_whole", NumberArray(products),
+                           NumberArray(quantities), TextArray(customers),
+                           TextArray(requests), NumberArray(requested),
+                           NumberArray(holds));
+    } catch (const pqxx::unique_violation&) {
+      // A request id of the batch was committed meanwhile by another
+      // transaction: nothing was applied; the group transaction answers it
+      // as the replay (or conflict) it is.
+      return granted;
+    }
+    std::map<std::string_view, size_t> index;
+    for (size_t i = 0; i < n; ++i) index.emplace(requests[i], i);
+    for (const auto& row : r) {
+      ReservationRecord rec = ParseReservation(row, 0);
+      auto it = index.find(rec.request_id);
+      if (it == index.end()) {
+        spdlog::error("shard {}: grant_whole answered unknown request id",
+                      shard_index_);
+        return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                         "internal error; it has been logged");
+      }
+      granted[it->second] = std::move(rec);
+    }
+    return granted;
+  });
+}
+
 namespace {
 
 // The single answer of a one-request batch.
@@ -890,6 +986,8 @@ absl::StatusOr<ShardVerification> ShardStore::VerifyCounters() {
     pqxx::work tx(conn_->c);
     // A full scan: give it more than the hot-path statement timeout.
     tx.exec("SET LOCAL statement_timeout = '120s'");
+    // The one statement meant to read whole tables (see EnsureConnected).
+    tx.exec("SET LOCAL enable_seqscan = on");
     ShardVerification v;
     v.products_checked =
         tx.exec1("SELECT count(*) FROM products")[0].as<int64_t>();

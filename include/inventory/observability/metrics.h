@@ -65,6 +65,7 @@ class Metrics {
   // Per-shard figures.
   void ObserveShardCall(int shard, absl::Duration took);
   void ObserveBatch(int shard, int size);
+  void ObserveFastPath(int shard, int granted);
   void SetShardState(int shard, int in_use, size_t queued, bool reachable);
 
   // Business counters.
@@ -77,6 +78,7 @@ class Metrics {
   absl::flat_hash_map<std::string, MethodMetrics> methods_;
   std::vector<prometheus::Histogram*> shard_call_seconds_;
   std::vector<prometheus::Histogram*> shard_batch_size_;
+  std::vector<prometheus::Counter*> shard_fast_path_;
   std::vector<prometheus::Gauge*> shard_in_use_;
   std::vector<prometheus::Gauge*> shard_queue_;
   std::vector<prometheus::Gauge*> shard_reachable_;
