@@ -1,0 +1,246 @@
+// Database test of ShardExecutor's batch lanes (Options::batch_connections)
+// on a real shard. A reserve is made to block in the database on a product
+// row another connection holds locked. Then:
+//  * with batch_connections = 1 (of 2 connections), a second reserve (of
+//    another, free product) waits for the blocked group transaction, while a
+//    plain call (a product read) submitted after it is served at once by the
+//    other worker: a worker never starts a second group transaction while
+//    the limit is reached, and the limit never holds back other work;
+//  * with batch_connections = 2, the second reserve is answered at once
+//    although the first is still blocked.
+// Without the limit the second reserve would be answered at once in the
+// first case too (the free worker takes the oldest call), so the first case
+// fails if the limit is not enforced. Both cases run with and without the
+// fast path (GrantWholeProducts), since both take the product lock.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "inventory/common/errors.h"
+#include "inventory/executor/shard_executor.h"
+#include "inventory/health/shard_health.h"
+#include "inventory/store/shard_store.h"
+#include "shard_cluster.h"
+#include "sql.h"
+
+namespace inventory::testing {
+namespace {
+
+// application_name of the executor's connections (to watch their lock waits).
+constexpr char kApp[] = "executor_lanes_pgtest";
+// Deadline of every submitted call; only reached on failure.
+constexpr absl::Duration kCallDeadline = absl::Seconds(30);
+// "Promptly": far above a round trip, far below anything a blocked lane or a
+// test failure would take.
+constexpr absl::Duration kPrompt = absl::Seconds(2);
+// How long the reserve behind the busy lane must stay unanswered.
+constexpr absl::Duration kHeldBack = absl::Milliseconds(600);
+
+// Polls `condition` every 5 ms until it holds or `timeout` passes.
+bool PollUntil(const std::function<bool()>& condition,
+               absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time until = absl::Now() + timeout;
+  while (absl::Now() < until) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return condition();
+}
+
+// The answer one submitted call gets. Shared with the `done` callback, so it
+// outlives it whatever order things are torn down in.
+template <typename T>
+struct Answer {
+  absl::Notification done;
+  absl::StatusOr<T> result = absl::UnknownError("never answered");
+  absl::Time time;
+
+  bool WaitFor(absl::Duration d) {
+    return done.WaitForNotificationWithTimeout(d);
+  }
+};
+
+template <typename T>
+std::function<void(absl::StatusOr<T>)> Done(std::shared_ptr<Answer<T>> a) {
+  return [a](absl::StatusOr<T> r) {
+    a->result = std::move(r);
+    a->time = absl::Now();
+    a->done.Notify();
+  };
+}
+
+struct LanesCase {
+  int batch_connections;
+  bool fast_path;
+};
+
+class ExecutorLanesTest : public ::testing::TestWithParam<LanesCase> {
+ protected:
+  static void SetUpTestSuite() {
+    cluster_ = ShardCluster::Start(1).release();
+    ASSERT_NE(cluster_, nullptr);
+    ShardStore store(0, Dsn(cluster_->dsn(0)));
+    ASSERT_TRUE(store.Bootstrap(1).ok());
+  }
+  static void TearDownTestSuite() { delete cluster_; }
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    store_ = std::make_unique<ShardStore>(0, Dsn(dsn()));
+    health_.MarkVerified();
+  }
+  void TearDown() override { EXPECT_EQ(CounterDrift(dsn()), 0); }
+
+  static const std::string& dsn() { return cluster_->dsn(0); }
+
+  int64_t MakeProduct() {
+    NewProduct p;
+    p.product_id = next_id_++;
+    p.total_quantity = 10;
+    auto created = store_->CreateProduct(p);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return p.product_id;
+  }
+
+  static ReservationOp ReserveOp(int64_t product) {
+    ReservationOp op;
+    op.kind = ReservationOp::Kind::kReserve;
+    op.reserve.request_id = absl::StrCat("lanes-", product);
+    op.reserve.product_id = product;
+    op.reserve.quantity = 1;
+    op.reserve.customer_id = "cust";
+    op.reserve.hold_ttl = absl::Minutes(15);
+    return op;
+  }
+
+  // Executor connections waiting for a lock in the database.
+  static int64_t LockWaits() {
+    return QueryInt(dsn(), absl::StrCat(
+                               "SELECT count(*) FROM pg_stat_activity WHERE "
+                               "application_name = '", kApp,
+                               "' AND wait_event_type = 'Lock'"));
+  }
+
+  static ShardCluster* cluster_;
+  static std::atomic<int64_t> next_id_;
+  // Declared before the executors the tests create: outlives them.
+  ShardHealth health_;
+  std::unique_ptr<ShardStore> store_;
+};
+ShardCluster* ExecutorLanesTest::cluster_ = nullptr;
+std::atomic<int64_t> ExecutorLanesTest::next_id_{1};
+
+TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {
+  const LanesCase c = GetParam();
+  const int64_t x = MakeProduct();
+  const int64_t y = MakeProduct();
+
+  // Another connection holds X's row.
+  pqxx::connection raw(dsn());
+  auto holder = std::make_unique<pqxx::work>(raw);
+  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", x,
+                            " FOR UPDATE"));
+
+  ShardExecutor::Options options;
+  options.connections = 2;
+  options.batch_connections = c.batch_connections;
+  options.fast_path = c.fast_path;
+  ShardStoreOptions store_options;
+  store_options.application_name = kApp;
+  // The blocked reserve must wait for the lock, not give up on it.
+  store_options.lock_timeout = kCallDeadline;
+  store_options.statement_timeout = kCallDeadline;
+  const std::string shard_dsn = dsn();
+  auto executor = std::make_unique<ShardExecutor>(
+      0,
+      [shard_dsn, store_options] {
+        return std::make_unique<ShardStore>(0, Dsn(shard_dsn), store_options);
+      },
+      &health_, options);
+  executor->Start();
+
+  // The reserve of X blocks in the database on the row lock.
+  auto on_x = std::make_shared<Answer<ReserveOutcome>>();
+  executor->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(x), Done(on_x));
+  ASSERT_TRUE(PollUntil([&] { return executor->busy() == 1; }));
+  ASSERT_TRUE(PollUntil([&] { return LockWaits() == 1; }))
+      << "the reserve of X never waited for the row lock";
+
+  // A reserve of the free product Y, then a plain call.
+  auto on_y = std::make_shared<Answer<ReserveOutcome>>();
+  auto read = std::make_shared<Answer<ProductRecord>>();
+  const absl::Time submitted = absl::Now();
+  executor->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(y), Done(on_y));
+  executor->Submit<ProductRecord>(
+      absl::Now() + kCallDeadline,
+      [y](ShardStore& store) { return store.GetProduct(y); }, Done(read));
+
+  // The plain call is served by the other worker at once.
+  ASSERT_TRUE(read->WaitFor(kPrompt)) << "the plain call was held back";
+  ASSERT_TRUE(read->result.ok()) << read->result.status();
+  EXPECT_EQ(read->result->product_id, y);
+
+  if (c.batch_connections == 1) {
+    // The only batch lane is busy: the reserve of Y waits, in the queue.
+    EXPECT_FALSE(on_y->WaitFor(kHeldBack))
+        << "a second group transaction ran while batch_connections=1 was "
+           "busy (answered after "
+        << absl::FormatDuration(on_y->time - submitted) << ")";
+    EXPECT_EQ(executor->queued(), 1u);
+    EXPECT_EQ(executor->busy(), 1);
+    EXPECT_FALSE(on_x->done.HasBeenNotified());
+  } else {
+    // A second lane is free: Y is reserved while X still waits.
+    ASSERT_TRUE(on_y->WaitFor(kPrompt))
+        << "the reserve of Y waited although a batch lane was free";
+    ASSERT_TRUE(on_y->result.ok()) << on_y->result.status();
+    EXPECT_EQ(on_y->result->reservation.product_id, y);
+    EXPECT_FALSE(on_x->done.HasBeenNotified());
+    EXPECT_EQ(LockWaits(), 1);
+  }
+
+  // The lock goes away: both reserves are granted.
+  holder->abort();
+  holder.reset();
+  ASSERT_TRUE(on_x->WaitFor(kCallDeadline));
+  ASSERT_TRUE(on_y->WaitFor(kCallDeadline));
+  ASSERT_TRUE(on_x->result.ok()) << on_x->result.status();
+  ASSERT_TRUE(on_y->result.ok()) << on_y->result.status();
+  EXPECT_EQ(on_x->result->reservation.product_id, x);
+  EXPECT_EQ(on_y->result->reservation.product_id, y);
+  EXPECT_FALSE(on_x->result->replayed);
+  EXPECT_FALSE(on_y->result->replayed);
+  if (c.batch_connections == 1) {
+    // Y's group transaction started only after X's ended.
+    EXPECT_GE(on_y->time, on_x->time);
+  }
+  EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
+
+  for (int64_t id : {x, y}) {
+    auto p = store_->GetProduct(id);
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->reserved_quantity, 1) << id;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Lanes, ExecutorLanesTest,
+    ::testing::Values(LanesCase{1, true}, LanesCase{2, true},
+                      LanesCase{1, false}, LanesCase{2, false}),
+    [](const ::testing::TestParamInfo<LanesCase>& info) {
+      return absl::StrCat("BatchConnections", info.param.batch_connections,
+                          info.param.fast_path ? "FastPath" : "NoFastPath");
+    });
+
+}  // namespace
+}  // namespace inventory::testing
