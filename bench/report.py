@@ -184,11 +184,63 @@ HEADER = ["run", "conc", "calls/s", "reserves/s", "x pgbench-hot", "x pgbench-un
           "machine busy cores", "inventoryd peak RSS MiB", "verified"]
 
 
+def targets(rows):
+    """The performance targets of issue 7, each as (text, figure, met)."""
+    by = {r["name"]: r for r in rows}
+
+    def rps(name):
+        return by[name]["rps"] if name in by else None
+
+    # Raw per-request SQL: the better of the two pgbench scripts (the
+    # service's group transaction with one request, and the old one-statement
+    # reserve, which costs about what the fast path costs for one request).
+    for kind in ("hot", "uniform"):
+        best = [rps(n) for n in (f"pgbench-{kind}", f"pgbench-cte-{kind}") if rps(n)]
+        if best:
+            by[f"raw-{kind}"] = {"rps": max(best)}
+
+    out = []
+
+    def ratio(text, a, b, at_least):
+        if rps(a) is None or not rps(b):
+            return
+        x = rps(a) / rps(b)
+        out.append((text, f"{x:.2f}x", x >= at_least))
+
+    ratio("hot >= 3x raw per-request SQL (best pgbench hot)", "hot", "raw-hot", 3)
+    ratio("hot >= 0.5x the health-call ceiling", "hot", "health", 0.5)
+    ratio("uniform >= 1.2x raw per-request SQL (best pgbench uniform)", "uniform",
+          "raw-uniform", 1.2)
+    ratio("uniform >= 0.5x the health-call ceiling", "uniform", "health", 0.5)
+    for name in by:
+        if name.startswith("hot-c"):
+            ratio(f"{name} within 20 % of hot (>= 0.8x)", name, "hot", 0.8)
+    ratio("hot vs before-hot (one request per transaction)", "hot", "before-hot", 1)
+    ratio("uniform vs before-uniform", "uniform", "before-uniform", 1)
+    for name in ("hot-open70", "uniform-open70"):
+        if name in by and by[name].get("p99_ms") is not None:
+            p99 = by[name]["p99_ms"]
+            out.append((f"{name}: p99 < 10 ms", f"{p99:.1f} ms", p99 < 10))
+    rss = [r["rss_mb"] for r in rows if r.get("rss_mb") is not None]
+    if rss:
+        out.append(("inventoryd peak RSS < 256 MiB", f"{max(rss):.1f} MiB",
+                    max(rss) < 256))
+    checked = [r for r in rows if r.get("verified") in ("pass", "FAIL")]
+    failed = [r["name"] for r in checked if r["verified"] != "pass"]
+    out.append(("zero oversell, loss or unexpected error (every run verified)",
+                f"{len(checked) - len(failed)}/{len(checked)} pass", not failed))
+    return out
+
+
 def cmd_table(results):
-    rows = table_rows(load(results))
+    rows_in = load(results)
+    rows = table_rows(rows_in)
     widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
     for line in [HEADER] + rows:
         print("  ".join(str(x).rjust(w) for x, w in zip(line, widths)))
+    print()
+    for text, figure, met in targets(rows_in):
+        print(f"  {'met    ' if met else 'NOT MET'}  {figure:>12}  {text}")
 
 
 def markdown_table(header, rows):
@@ -244,6 +296,11 @@ def cmd_doc(results, meta, doc, *rest):
         "one per cart). CPU figures are cores busy over the measured window.",
         "",
         markdown_table(HEADER, table_rows(rows)),
+        "",
+        "Targets (issue 7), from the rows above:",
+        "",
+        markdown_table(["target", "figure", "met"],
+                       [[t, f, "yes" if ok else "**no**"] for t, f, ok in targets(rows)]),
         "",
     ]
     notes = [r for r in rows if r.get("unexpected") or r.get("verified") == "FAIL"]

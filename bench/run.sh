@@ -11,9 +11,14 @@
 #     (inv_apply_batch) with one request per transaction, the baseline;
 #     bench/reserve_cte_*.sql the single-statement reserve the service used
 #     before the group transaction, for reference.
+# Then hot at four times the concurrency (no hot-row collapse), hot and
+# uniform in open loop at 70 % of their closed-loop peak (latency under steady
+# load), and "before": a second inventoryd of the same binary deciding one
+# request per transaction (--before-flags), hot and uniform, on the same shards.
 # It prints each run's throughput, its ratio to each baseline, p50/p99, CPU use
-# and inventoryd's peak RSS, and writes them with the machine's description
-# into docs/benchmarks.md (between its BEGIN/END markers).
+# and inventoryd's peak RSS, checks the performance targets of issue 7, and
+# writes them with the machine's description into docs/benchmarks.md (between
+# its BEGIN/END markers).
 #
 # --sweep also sweeps concurrency 1, 8, 64, 256 over two data sets (1k
 # products; 1M products with 5M past reservation rows per shard, made with
@@ -52,6 +57,8 @@ Usage: bench/run.sh [options]
   --inventoryd PATH     use this inventoryd binary (no build)
   --loadgen PATH        use this inventory-loadgen binary (no build)
   --inventoryd-flags F  extra inventoryd flags (default: none, its defaults)
+  --before-flags F      flags of the "before" inventoryd (default: one request
+                        per transaction: "$BEFORE_DEFAULT"; "" skips it)
   --no-doc              do not write docs/benchmarks.md
   --wait-idle S         first wait up to S seconds for other processes to
                         leave the CPUs idle (default 0: measure and note it)
@@ -62,6 +69,8 @@ EOF
 
 DURATION=10 WARMUP=2 CONC=64 SWEEP=0 SWEEP_DURATION=5 SWEEP_WARMUP=1
 REV="" BUILD_DIR="$REPO/build/bench" INVENTORYD="" LOADGEN="" INV_FLAGS=""
+BEFORE_DEFAULT="--max_batch=1 --fast_path=false --batch_connections=2"
+BEFORE_FLAGS=$BEFORE_DEFAULT
 WRITE_DOC=1 TIMEOUT="" WAIT_IDLE=0
 while (($#)); do
   case $1 in
@@ -75,6 +84,7 @@ while (($#)); do
     --inventoryd) INVENTORYD=$2; shift 2 ;;
     --loadgen) LOADGEN=$2; shift 2 ;;
     --inventoryd-flags) INV_FLAGS=$2; shift 2 ;;
+    --before-flags) BEFORE_FLAGS=$2; shift 2 ;;
     --no-doc) WRITE_DOC=0; shift ;;
     --wait-idle) WAIT_IDLE=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
@@ -147,13 +157,14 @@ chmod 755 "$WORK"   # the postgres user must reach the shard folders
 SHARD_DIR="$WORK/shards"
 RESULTS="$WORK/results.jsonl"
 SWEEP_RESULTS="$WORK/sweep.jsonl"
-INV_PID="" WATCHDOG=""
+INV_PID="" WATCHDOG="" BEFORE_PID=""
 COMMANDS=()
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   [[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
+  [[ -n $BEFORE_PID ]] && kill -KILL "$BEFORE_PID" 2>/dev/null
   if [[ -n $INV_PID ]] && kill -0 "$INV_PID" 2>/dev/null; then
     kill -TERM "$INV_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$INV_PID" 2>/dev/null || break; sleep 0.1; done
@@ -322,6 +333,47 @@ loadgen uniform "$RESULTS" 100k --scenario uniform "${COMMON[@]}" --setup=false 
 loadgen cart "$RESULTS" 10k --scenario cart "${COMMON[@]}" --setup=false \
   --product_base $CART_BASE --products $CART_PRODUCTS
 loadgen health "$RESULTS" - --scenario health "${COMMON[@]}"
+
+# No hot-row collapse: the hot product at four times the concurrency.
+loadgen hot-c$((CONC * 4)) "$RESULTS" base --scenario hot \
+  --concurrency $((CONC * 4)) --duration "${DURATION}s" --warmup "${WARMUP}s"
+
+# Latency under a steady load: open loop at 70 % of each closed-loop peak.
+rate_of() {  # NAME -> 70 % of its calls/s
+  python3 - "$RESULTS" "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["name"] == sys.argv[2]:
+        print(max(1, int(r["rps"] * 0.7)))
+PY
+}
+section "Open loop at 70 % of the closed-loop peak"
+OPEN=(--duration "${DURATION}s" --warmup "${WARMUP}s")
+loadgen hot-open70 "$RESULTS" base --scenario hot --rate "$(rate_of hot)" "${OPEN[@]}"
+loadgen uniform-open70 "$RESULTS" 100k --scenario uniform --rate "$(rate_of uniform)" \
+  "${OPEN[@]}" --setup=false --product_base $UNIFORM_BASE --products $UNIFORM_PRODUCTS
+
+# Before: the same binary deciding one request per transaction, as before
+# the group transaction (no coalescing, no fast path, both connections
+# running reservation transactions), against the same shards.
+if [[ -n $BEFORE_FLAGS ]]; then
+  section "Before: one request per transaction ($BEFORE_FLAGS)"
+  # shellcheck disable=SC2086  # flag lists
+  INVENTORY_SHARDS="$DSNS" "$INVENTORYD" --listen 127.0.0.1:0 \
+    --port_file "$WORK/port-before" $INV_FLAGS $BEFORE_FLAGS >"$WORK/inventoryd-before.log" 2>&1 &
+  BEFORE_PID=$!
+  for _ in $(seq 300); do [[ -s $WORK/port-before ]] && break; sleep 0.1; done
+  [[ -s $WORK/port-before ]] || { log "the before inventoryd did not start"; exit 1; }
+  MAIN_TARGET=$TARGET MAIN_PID=$INV_PID
+  TARGET="127.0.0.1:$(cat "$WORK/port-before")" INV_PID=$BEFORE_PID
+  loadgen before-hot "$RESULTS" base --scenario hot "${COMMON[@]}"
+  loadgen before-uniform "$RESULTS" 100k --scenario uniform "${COMMON[@]}" --setup=false \
+    --product_base $UNIFORM_BASE --products $UNIFORM_PRODUCTS
+  kill -TERM "$BEFORE_PID"; wait "$BEFORE_PID" 2>/dev/null || true
+  TARGET=$MAIN_TARGET INV_PID=$MAIN_PID
+  COMMANDS+=("# before: a second inventoryd, same binary and shards, with $BEFORE_FLAGS")
+fi
 
 section "Baseline: raw per-request reservation SQL (pgbench, shard 0)"
 pgbench_run pgbench-hot "$RESULTS" hot "$CONC" "$DURATION" "$BENCH/reserve_hot.sql" -D pid=$PG_HOT

@@ -93,7 +93,10 @@ class ExecutorLanesTest : public ::testing::TestWithParam<LanesCase> {
     ShardStore store(0, Dsn(cluster_->dsn(0)));
     ASSERT_TRUE(store.Bootstrap(1).ok());
   }
-  static void TearDownTestSuite() { delete cluster_; }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
     store_ = std::make_unique<ShardStore>(0, Dsn(dsn()));
