@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <pqxx/pqxx>
 #include <string>
 #include <utility>
@@ -84,6 +85,12 @@ struct LanesCase {
   int batch_connections;
   bool fast_path;
 };
+
+// gtest output: the case's settings instead of raw bytes.
+void PrintTo(const LanesCase& c, std::ostream* os) {
+  *os << "batch_connections=" << c.batch_connections
+      << " fast_path=" << (c.fast_path ? "true" : "false");
+}
 
 class ExecutorLanesTest : public ::testing::TestWithParam<LanesCase> {
  protected:

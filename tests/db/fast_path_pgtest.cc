@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <pqxx/pqxx>
 #include <random>
 #include <string>
@@ -406,6 +407,16 @@ enum class RaceKind {
   // As kOtherProduct, but the other transaction rolls back.
   kOtherRollsBack,
 };
+
+// gtest output: the case's name instead of raw bytes.
+void PrintTo(RaceKind kind, std::ostream* os) {
+  switch (kind) {
+    case RaceKind::kSameProduct: *os << "SameProduct"; return;
+    case RaceKind::kOtherProduct: *os << "OtherProduct"; return;
+    case RaceKind::kOtherRollsBack: *os << "OtherRollsBack"; return;
+  }
+  *os << "RaceKind(" << static_cast<int>(kind) << ")";
+}
 
 class FastPathRaceTest : public FastPathTest,
                          public ::testing::WithParamInterface<RaceKind> {};
