@@ -35,39 +35,6 @@ void ShardExecutor::Start() {
     workers_.emplace_back([this, i] { WorkerLoop(i); });
   }
   deadline_thread_ = std::thread([this] { DeadlineLoop(); });
-  {
-    absl::MutexLock lock(&answer_mu_);
-    answers_closed_ = false;
-  }
-  answer_thread_ = std::thread([this] { AnswerLoop(); });
-}
-
-void ShardExecutor::HandOver(std::vector<Answer> answers) {
-  if (answers.empty()) return;
-  absl::MutexLock lock(&answer_mu_);
-  for (auto& a : answers) answers_.push_back(std::move(a));
-}
-
-void ShardExecutor::AnswerLoop() {
-  while (true) {
-    std::vector<Answer> batch;
-    {
-      absl::MutexLock lock(&answer_mu_);
-      answer_mu_.Await(absl::Condition(
-          +[](ShardExecutor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->answer_mu_) {
-            return !e->answers_.empty() || e->answers_closed_;
-          },
-          this));
-      if (answers_.empty()) return;  // closed and drained
-      batch.swap(answers_);
-    }
-    for (auto& a : batch) a.call->CompleteOp(std::move(a.outcome));
-  }
-}
-
-void ShardExecutor::CloseAnswers() {
-  absl::MutexLock lock(&answer_mu_);
-  answers_closed_ = true;
 }
 
 absl::Status ShardExecutor::DeadlineStatus() const {
@@ -193,10 +160,6 @@ void ShardExecutor::RunBatch(ShardStore& store,
   // The statement may run until the last deadline of the batch; calls whose
   // own deadline comes first are answered by the deadline scan.
   store.SetCallDeadline(latest);
-  // Answers go to the answer thread: the worker is back at the database
-  // while gRPC sends them.
-  std::vector<Answer> out;
-  out.reserve(batch.size());
   if (options_.fast_path) {
     // Products whose stock covers all their requests are granted in one
     // plain statement; the rest go on to the group transaction, in order.
@@ -207,8 +170,8 @@ void ShardExecutor::RunBatch(ShardStore& store,
       std::vector<ReservationOp> rest_ops;
       for (size_t i = 0; i < batch.size(); ++i) {
         if ((*granted)[i].has_value()) {
-          out.push_back({std::move(batch[i]),
-                         ReserveOutcome{std::move(*(*granted)[i]), false}});
+          batch[i]->CompleteOp(
+              ReserveOutcome{std::move(*(*granted)[i]), false});
         } else {
           rest.push_back(std::move(batch[i]));
           rest_ops.push_back(std::move(ops[i]));
@@ -217,9 +180,6 @@ void ShardExecutor::RunBatch(ShardStore& store,
       if (options_.observe_fast_path) {
         options_.observe_fast_path(static_cast<int>(batch.size() - rest.size()));
       }
-      // The granted are answered now, before the group transaction runs.
-      HandOver(std::move(out));
-      out.clear();
       if (rest.empty()) {
         health_->ReportSuccess();
         return;
@@ -257,9 +217,8 @@ void ShardExecutor::RunBatch(ShardStore& store,
   }
   health_->ReportSuccess();
   for (size_t i = 0; i < batch.size(); ++i) {
-    out.push_back({std::move(batch[i]), std::move((*outcomes)[i])});
+    batch[i]->CompleteOp(std::move((*outcomes)[i]));
   }
-  HandOver(std::move(out));
 }
 
 void ShardExecutor::DeadlineLoop() {
@@ -327,14 +286,11 @@ bool ShardExecutor::Shutdown(absl::Time deadline) {
     detached_ = true;
     for (auto& t : workers_) t.detach();
     deadline_thread_.detach();
-    answer_thread_.detach();  // a stuck worker may still hand answers over
     return false;
   }
   mu_.Unlock();
   for (auto& t : workers_) t.join();
   deadline_thread_.join();
-  CloseAnswers();
-  answer_thread_.join();
   mu_.Lock();
   workers_.clear();
   started_ = false;

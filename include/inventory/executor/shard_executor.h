@@ -1,9 +1,7 @@
 // A shard's executor: a queue of calls drained by worker threads that each own
 // one ShardStore (one connection). gRPC handlers hand their work here and never
-// block on the database; every call is answered exactly once, by its worker (a
-// batch's answers by the executor's answer thread, so the worker goes straight
-// back to the database) or, when its deadline runs out first, by the
-// executor's deadline scan.
+// block on the database; every call is answered exactly once, by its worker or,
+// when its deadline runs out first, by the executor's deadline scan.
 //
 // This is also where concurrent reserve / release / commit calls for the shard
 // are coalesced: a worker takes every such call waiting (up to max_batch, in
@@ -204,19 +202,7 @@ class ShardExecutor {
     std::function<void(absl::StatusOr<ReserveOutcome>)> done_;
   };
 
-  // A batched call's outcome, waiting for the answer thread.
-  struct Answer {
-    std::shared_ptr<Call> call;
-    absl::StatusOr<ReserveOutcome> outcome;
-  };
-
   void Enqueue(std::shared_ptr<Call> call);
-  // Gives `answers` to the answer thread, which completes the calls (the
-  // gRPC work of answering is then off the worker's way to the database).
-  void HandOver(std::vector<Answer> answers);
-  void AnswerLoop();
-  // Lets the answer thread end once it has given every answer handed over.
-  void CloseAnswers();
   // Decides `batch` (OpCalls) in one group transaction on `store`.
   void RunBatch(ShardStore& store, std::vector<std::shared_ptr<Call>> batch);
   void WorkerLoop(int worker);
@@ -242,13 +228,8 @@ class ShardExecutor {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int live_workers_ ABSL_GUARDED_BY(mu_) = 0;
 
-  absl::Mutex answer_mu_;
-  std::vector<Answer> answers_ ABSL_GUARDED_BY(answer_mu_);
-  bool answers_closed_ ABSL_GUARDED_BY(answer_mu_) = false;
-
   std::vector<std::thread> workers_;
   std::thread deadline_thread_;
-  std::thread answer_thread_;
   bool started_ = false;
   bool detached_ = false;
 };
