@@ -200,18 +200,33 @@ void ReservationsTest::LastWidgetRace(const std::string& address_a,
   }
 
 TEST_F(ReservationsTest, LastWidgetRaceNeverOversells) {
-  // Coalescing on (the default): requests share group transactions.
+  // The defaults: requests share batches; the fast path grants while the
+  // stock covers a whole batch, the group transaction decides the last units.
   LastWidgetRace(a_->address(), b_->address());
 }
 
-TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutCoalescing) {
-  // One transaction per request: every request races on the row lock.
+TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutFastPath) {
+  // Batches decided by the group transaction alone.
   std::string log;
-  auto c = InventorydProcess::Start(cluster_->DsnList(),
-                                    {"--max_batch=1", "--log_rpcs=false"}, &log);
+  const std::vector<std::string> flags = {"--fast_path=false",
+                                          "--log_rpcs=false"};
+  auto c = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
   ASSERT_NE(c, nullptr) << log;
-  auto d = InventorydProcess::Start(cluster_->DsnList(),
-                                    {"--max_batch=1", "--log_rpcs=false"}, &log);
+  auto d = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
+  ASSERT_NE(d, nullptr) << log;
+  LastWidgetRace(c->address(), d->address());
+}
+
+TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutCoalescing) {
+  // One transaction per request, two at a time per instance: every request
+  // races on the row lock.
+  std::string log;
+  const std::vector<std::string> flags = {
+      "--max_batch=1", "--fast_path=false", "--batch_connections=2",
+      "--log_rpcs=false"};
+  auto c = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
+  ASSERT_NE(c, nullptr) << log;
+  auto d = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
   ASSERT_NE(d, nullptr) << log;
   LastWidgetRace(c->address(), d->address());
 }

@@ -167,6 +167,16 @@ TEST_F(StartupTest, BadFlagsAreUsageErrors) {
   EXPECT_EQ(InventorydProcess::RunToExit(cluster_->DsnList(),
                                          {"--default_hold_ttl=0s"}, &log),
             2);
+  // The batch lane: at least one connection, at most all of them.
+  EXPECT_EQ(InventorydProcess::RunToExit(cluster_->DsnList(),
+                                         {"--batch_connections=0"}, &log),
+            2);
+  EXPECT_THAT(log, HasSubstr("--batch_connections 1..--shard_connections"));
+  EXPECT_EQ(InventorydProcess::RunToExit(
+                cluster_->DsnList(),
+                {"--shard_connections=2", "--batch_connections=3"}, &log),
+            2);
+  EXPECT_THAT(log, HasSubstr("--batch_connections 1..--shard_connections"));
 }
 
 TEST_F(StartupTest, ReadinessFollowsShardReachability) {
