@@ -11,6 +11,9 @@ namespace {
 // rather than its own timer.
 constexpr absl::Duration kDeadlineMargin = absl::Milliseconds(20);
 
+// Most requests of one group transaction (inv_apply_batch); see RunBatch.
+constexpr size_t kGroupChunk = 32;
+
 }  // namespace
 
 ShardExecutor::ShardExecutor(int shard_index, StoreFactory make_store,
@@ -198,6 +201,28 @@ void ShardExecutor::RunBatch(ShardStore& store,
       // Anything else: the group transaction decides the whole batch.
     }
   }
+  // The group transaction's cost grows faster than its size (its PL/pgSQL
+  // array work): measured with pgbench, one call of 256 reserves took 54 ms
+  // of CPU, one of 32 about 2.7 ms. What is left of a large batch is decided
+  // in consecutive group transactions of at most kGroupChunk requests, in
+  // arrival order: still exactly the outcomes of one at a time.
+  for (size_t begin = 0; begin < batch.size(); begin += kGroupChunk) {
+    const size_t end = std::min(batch.size(), begin + kGroupChunk);
+    std::vector<std::shared_ptr<Call>> calls(batch.begin() + begin,
+                                             batch.begin() + end);
+    std::vector<ReservationOp> chunk(ops.begin() + begin, ops.begin() + end);
+    absl::Status stop = DecideInGroupTransaction(store, calls, chunk);
+    if (!stop.ok()) {
+      // Shard unreachable or out of time: so are the chunks after this one.
+      for (size_t i = end; i < batch.size(); ++i) batch[i]->CompleteOp(stop);
+      return;
+    }
+  }
+}
+
+absl::Status ShardExecutor::DecideInGroupTransaction(
+    ShardStore& store, const std::vector<std::shared_ptr<Call>>& batch,
+    const std::vector<ReservationOp>& ops) {
   absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> outcomes =
       store.ApplyBatch(ops);
   if (!outcomes.ok()) {
@@ -210,15 +235,18 @@ void ShardExecutor::RunBatch(ShardStore& store,
       // Nothing was applied. Decide each request alone, so one request
       // that breaks the statement cannot fail its batch-mates.
       for (const auto& call : batch) call->Run(store);
-      return;
+      return absl::OkStatus();
     }
     for (const auto& call : batch) call->CompleteOp(outcomes.status());
-    return;
+    return why == reason::kShardUnavailable || why == reason::kDeadlineExceeded
+               ? outcomes.status()
+               : absl::OkStatus();
   }
   health_->ReportSuccess();
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->CompleteOp(std::move((*outcomes)[i]));
   }
+  return absl::OkStatus();
 }
 
 void ShardExecutor::DeadlineLoop() {

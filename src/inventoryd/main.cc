@@ -45,7 +45,7 @@ ABSL_FLAG(int, batch_connections, 1,
           "of those, how many may run group transactions (reserve / release "
           "/ commit) at once; the rest serve reads and administration "
           "meanwhile (one makes the biggest batches; see docs/benchmarks.md)");
-ABSL_FLAG(int, max_batch, 64,
+ABSL_FLAG(int, max_batch, 256,
           "most reserve/release/commit calls of one shard decided in one "
           "transaction (1: no coalescing)");
 ABSL_FLAG(bool, fast_path, true,

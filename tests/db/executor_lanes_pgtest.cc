@@ -20,10 +20,12 @@
 #include <pqxx/pqxx>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -241,6 +243,93 @@ TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {
     ASSERT_TRUE(p.ok()) << p.status();
     EXPECT_EQ(p->reserved_quantity, 1) << id;
   }
+}
+
+// A batch larger than one group transaction takes (the executor decides
+// what the fast path leaves in consecutive group transactions of at most 32)
+// gets exactly the one-at-a-time outcomes: 80 reserves of one unit on a
+// product with 50, queued behind a blocked batch so that they form one
+// batch, with a replay and a conflict of earlier request ids in a later
+// chunk. The first 50 distinct requests in arrival order are granted, the
+// rest refused; a chunk decided out of order, or a partial grant by the fast
+// path, would change which.
+TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {
+  const int64_t x = MakeProduct();
+  NewProduct np;
+  np.product_id = next_id_++;
+  np.total_quantity = 50;
+  ASSERT_TRUE(store_->CreateProduct(np).ok());
+  const int64_t z = np.product_id;
+
+  pqxx::connection raw(dsn());
+  auto holder = std::make_unique<pqxx::work>(raw);
+  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", x,
+                            " FOR UPDATE"));
+  ShardExecutor::Options options;
+  options.connections = 2;
+  std::vector<int> sizes;
+  absl::Mutex sizes_mu;
+  options.observe_batch = [&](int n) {
+    absl::MutexLock lock(&sizes_mu);
+    sizes.push_back(n);
+  };
+  ShardStoreOptions store_options;
+  store_options.lock_timeout = kCallDeadline;
+  store_options.statement_timeout = kCallDeadline;
+  const std::string shard_dsn = dsn();
+  auto executor = std::make_unique<ShardExecutor>(
+      0,
+      [shard_dsn, store_options] {
+        return std::make_unique<ShardStore>(0, Dsn(shard_dsn), store_options);
+      },
+      &health_, options);
+  executor->Start();
+  auto on_x = std::make_shared<Answer<ReserveOutcome>>();
+  executor->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(x), Done(on_x));
+  ASSERT_TRUE(PollUntil([&] { return executor->busy() == 1; }));
+
+  constexpr int kOps = 80;
+  std::vector<std::shared_ptr<Answer<ReserveOutcome>>> answers;
+  for (int i = 0; i < kOps; ++i) {
+    ReservationOp op = ReserveOp(z);
+    op.reserve.request_id = absl::StrCat("big-", z, "-", i);
+    if (i == 40) op.reserve.request_id = absl::StrCat("big-", z, "-5");
+    if (i == 41) {
+      op.reserve.request_id = absl::StrCat("big-", z, "-6");
+      op.reserve.quantity = 2;  // same id, other parameters
+    }
+    answers.push_back(std::make_shared<Answer<ReserveOutcome>>());
+    executor->SubmitOp(absl::Now() + kCallDeadline, op, Done(answers.back()));
+  }
+  ASSERT_EQ(executor->queued(), static_cast<size_t>(kOps));
+  holder->abort();
+  holder.reset();
+  ASSERT_TRUE(on_x->WaitFor(kCallDeadline));
+  for (auto& a : answers) ASSERT_TRUE(a->WaitFor(kCallDeadline));
+  EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
+  {
+    absl::MutexLock lock(&sizes_mu);
+    EXPECT_EQ(sizes, (std::vector<int>{1, kOps}));
+  }
+
+  for (int i = 0; i < kOps; ++i) {
+    const absl::StatusOr<ReserveOutcome>& r = answers[i]->result;
+    if (i == 40) {
+      ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+      EXPECT_TRUE(r->replayed) << i;
+      EXPECT_EQ(r->reservation.row_id, answers[5]->result->reservation.row_id);
+    } else if (i == 41) {
+      EXPECT_EQ(ErrorReason(r.status()), reason::kRequestIdConflict) << i;
+    } else if (i < 52) {  // 40 + 10 distinct requests: the 50 units
+      ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+      EXPECT_FALSE(r->replayed) << i;
+    } else {
+      EXPECT_EQ(ErrorReason(r.status()), reason::kOutOfStock) << i;
+    }
+  }
+  auto p = store_->GetProduct(z);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->reserved_quantity, 50);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -47,7 +47,7 @@ class ShardExecutor {
     // How often queued and running calls are checked against their deadline.
     absl::Duration deadline_scan = absl::Milliseconds(10);
     // Reserve / release / commit calls decided in one transaction, at most.
-    int max_batch = 64;
+    int max_batch = 256;
     // Try each batch of reserves first with the one-statement fast path
     // (ShardStore::GrantWholeProducts); what it leaves goes to ApplyBatch.
     bool fast_path = true;
@@ -205,6 +205,12 @@ class ShardExecutor {
   void Enqueue(std::shared_ptr<Call> call);
   // Decides `batch` (OpCalls) in one group transaction on `store`.
   void RunBatch(ShardStore& store, std::vector<std::shared_ptr<Call>> batch);
+  // Decides `ops` (of `batch`) with one ApplyBatch and answers them. Returns
+  // the error that should stop the rest of the batch (shard unreachable,
+  // out of time), else OK.
+  absl::Status DecideInGroupTransaction(
+      ShardStore& store, const std::vector<std::shared_ptr<Call>>& batch,
+      const std::vector<ReservationOp>& ops);
   void WorkerLoop(int worker);
   // Whether a worker may take something from the queue now.
   bool Runnable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
