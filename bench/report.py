@@ -71,7 +71,10 @@ def cmd_loadgen(results, name, path, *kv):
         "name": name,
         "kind": "service",
         "scenario": r["options"]["scenario"],
-        "concurrency": r["options"]["concurrency"],
+        # Open loop: the rate, not the (unused) concurrency.
+        "concurrency": (f"open {r['options']['rate']:.0f}/s"
+                        if r["options"].get("rate", 0) > 0
+                        else r["options"]["concurrency"]),
         "products": r["options"]["products"],
         "count": r["count"],
         "rps": r["rps"],
