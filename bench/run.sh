@@ -157,7 +157,7 @@ chmod 755 "$WORK"   # the postgres user must reach the shard folders
 SHARD_DIR="$WORK/shards"
 RESULTS="$WORK/results.jsonl"
 SWEEP_RESULTS="$WORK/sweep.jsonl"
-INV_PID="" WATCHDOG="" BEFORE_PID=""
+INV_PID="" WATCHDOG="" BEFORE_PID="" MAIN_PID=""
 COMMANDS=()
 
 cleanup() {
@@ -165,6 +165,8 @@ cleanup() {
   trap - EXIT INT TERM
   [[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
   [[ -n $BEFORE_PID ]] && kill -KILL "$BEFORE_PID" 2>/dev/null
+  # The main inventoryd while the "before" one is measured.
+  [[ -n $MAIN_PID ]] && INV_PID=$MAIN_PID
   if [[ -n $INV_PID ]] && kill -0 "$INV_PID" 2>/dev/null; then
     kill -TERM "$INV_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$INV_PID" 2>/dev/null || break; sleep 0.1; done
@@ -371,7 +373,8 @@ if [[ -n $BEFORE_FLAGS ]]; then
   loadgen before-uniform "$RESULTS" 100k --scenario uniform "${COMMON[@]}" --setup=false \
     --product_base $UNIFORM_BASE --products $UNIFORM_PRODUCTS
   kill -TERM "$BEFORE_PID"; wait "$BEFORE_PID" 2>/dev/null || true
-  TARGET=$MAIN_TARGET INV_PID=$MAIN_PID
+  BEFORE_PID=""
+  TARGET=$MAIN_TARGET INV_PID=$MAIN_PID MAIN_PID=""
   COMMANDS+=("# before: a second inventoryd, same binary and shards, with $BEFORE_FLAGS")
 fi
 

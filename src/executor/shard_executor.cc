@@ -1,5 +1,7 @@
 #include "inventory/executor/shard_executor.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "inventory/common/errors.h"
 #include "spdlog/spdlog.h"
@@ -14,6 +16,16 @@ constexpr absl::Duration kDeadlineMargin = absl::Milliseconds(20);
 // Most requests of one group transaction (inv_apply_batch); see RunBatch.
 constexpr size_t kGroupChunk = 32;
 
+// At least one connection, and a batch lane of 1..connections (otherwise
+// reservations would never run, or the limit would mean nothing).
+ShardExecutor::Options Checked(ShardExecutor::Options options) {
+  options.connections = std::max(1, options.connections);
+  options.batch_connections =
+      std::clamp(options.batch_connections, 1, options.connections);
+  options.max_batch = std::max(1, options.max_batch);
+  return options;
+}
+
 }  // namespace
 
 ShardExecutor::ShardExecutor(int shard_index, StoreFactory make_store,
@@ -21,7 +33,7 @@ ShardExecutor::ShardExecutor(int shard_index, StoreFactory make_store,
     : shard_index_(shard_index),
       make_store_(std::move(make_store)),
       health_(health),
-      options_(options) {}
+      options_(Checked(std::move(options))) {}
 
 ShardExecutor::~ShardExecutor() {
   if (started_ && !detached_) Shutdown(absl::Now() + absl::Seconds(5));
@@ -208,9 +220,28 @@ void ShardExecutor::RunBatch(ShardStore& store,
   // arrival order: still exactly the outcomes of one at a time.
   for (size_t begin = 0; begin < batch.size(); begin += kGroupChunk) {
     const size_t end = std::min(batch.size(), begin + kGroupChunk);
-    std::vector<std::shared_ptr<Call>> calls(batch.begin() + begin,
-                                             batch.begin() + end);
-    std::vector<ReservationOp> chunk(ops.begin() + begin, ops.begin() + end);
+    std::vector<std::shared_ptr<Call>> calls;
+    std::vector<ReservationOp> chunk;
+    absl::Time chunk_latest = absl::InfinitePast();
+    // Time has passed since the batch was taken: leave out the calls the
+    // deadline scan has answered or whose callers gave up, and give the
+    // statement only the time the remaining calls have.
+    for (size_t i = begin; i < end; ++i) {
+      if (batch[i]->answered()) continue;
+      if (batch[i]->GivenUp()) {
+        batch[i]->Fail(absl::CancelledError("the caller cancelled the call"));
+        continue;
+      }
+      calls.push_back(batch[i]);
+      chunk.push_back(ops[i]);
+      chunk_latest = std::max(chunk_latest, batch[i]->deadline());
+    }
+    if (calls.empty()) continue;
+    if (chunk_latest - kDeadlineMargin <= absl::Now()) {
+      for (const auto& call : calls) call->Fail(DeadlineStatus());
+      continue;
+    }
+    store.SetCallDeadline(chunk_latest);
     absl::Status stop = DecideInGroupTransaction(store, calls, chunk);
     if (!stop.ok()) {
       // Shard unreachable or out of time: so are the chunks after this one.

@@ -46,8 +46,9 @@ ABSL_FLAG(int, batch_connections, 1,
           "/ commit) at once; the rest serve reads and administration "
           "meanwhile (one makes the biggest batches; see docs/benchmarks.md)");
 ABSL_FLAG(int, max_batch, 256,
-          "most reserve/release/commit calls of one shard decided in one "
-          "transaction (1: no coalescing)");
+          "most reserve/release/commit calls of one shard taken together "
+          "(the fast path decides them in one statement, the group "
+          "transaction in transactions of at most 32; 1: no coalescing)");
 ABSL_FLAG(bool, fast_path, true,
           "grant batches of reserves whose products have stock for all of "
           "them with one plain statement before the group transaction "

@@ -72,7 +72,8 @@ Metrics::Metrics(
                            .Register(*registry_);
   auto& batch_size = prometheus::BuildHistogram()
                          .Name("inventory_shard_batch_size")
-                         .Help("Requests decided per group transaction, by "
+                         .Help("Requests a worker took together (one batch: "
+                               "the fast path and group transactions), by "
                                "shard.")
                          .Register(*registry_);
   auto& fast_path = prometheus::BuildCounter()
