@@ -608,6 +608,34 @@ std::string TextArray(const std::vector<std::string>& values) {
   return out;
 }
 
+// A batch's requests as the parallel arrays the batch statements take
+// (releases and commits carry product and row; reserves the rest).
+struct OpArrays {
+  explicit OpArrays(const std::vector<ReservationOp>& ops)
+      : kinds(ops.size()), products(ops.size()), rows(ops.size()),
+        quantities(ops.size()), requested(ops.size()), holds(ops.size()),
+        customers(ops.size()), requests(ops.size()) {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const ReservationOp& op = ops[i];
+      kinds[i] = static_cast<int>(op.kind);
+      if (op.kind == ReservationOp::Kind::kReserve) {
+        products[i] = op.reserve.product_id;
+        quantities[i] = op.reserve.quantity;
+        customers[i] = op.reserve.customer_id;
+        requests[i] = op.reserve.request_id;
+        requested[i] = absl::ToInt64Milliseconds(op.reserve.requested_ttl);
+        holds[i] = absl::ToInt64Milliseconds(op.reserve.hold_ttl);
+      } else {
+        products[i] = op.product_id;
+        rows[i] = op.row_id;
+      }
+    }
+  }
+  std::vector<int> kinds;
+  std::vector<int64_t> products, rows, quantities, requested, holds;
+  std::vector<std::string> customers, requests;
+};
+
 // The answer to one request of a batch, from inv_apply_batch's row.
 absl::StatusOr<ReserveOutcome> BatchAnswer(const ReservationOp& op,
                                            const pqxx::row& row) {
@@ -654,30 +682,13 @@ ShardStore::ApplyBatch(const std::vector<ReservationOp>& ops) {
   using Answers = std::vector<absl::StatusOr<ReserveOutcome>>;
   return Run("apply batch", [&]() -> absl::StatusOr<Answers> {
     const size_t n = ops.size();
-    std::vector<int> kinds(n);
-    std::vector<int64_t> products(n), rows(n), quantities(n), requested(n),
-        holds(n);
-    std::vector<std::string> customers(n), requests(n);
-    for (size_t i = 0; i < n; ++i) {
-      const ReservationOp& op = ops[i];
-      kinds[i] = static_cast<int>(op.kind);
-      if (op.kind == ReservationOp::Kind::kReserve) {
-        products[i] = op.reserve.product_id;
-        quantities[i] = op.reserve.quantity;
-        customers[i] = op.reserve.customer_id;
-        requests[i] = op.reserve.request_id;
-        requested[i] = absl::ToInt64Milliseconds(op.reserve.requested_ttl);
-        holds[i] = absl::ToInt64Milliseconds(op.reserve.hold_ttl);
-      } else {
-        products[i] = op.product_id;
-        rows[i] = op.row_id;
-      }
-    }
+    const OpArrays a(ops);
     pqxx::nontransaction tx(conn_->c);
     pqxx::result r = tx.exec_prepared(
-        "apply_batch", NumberArray(kinds), NumberArray(products),
-        NumberArray(rows), NumberArray(quantities), TextArray(customers),
-        TextArray(requests), NumberArray(requested), NumberArray(holds));
+        "apply_batch", NumberArray(a.kinds), NumberArray(a.products),
+        NumberArray(a.rows), NumberArray(a.quantities),
+        TextArray(a.customers), TextArray(a.requests),
+        NumberArray(a.requested), NumberArray(a.holds));
     if (r.size() != n) {
       spdlog::error("shard {}: inv_apply_batch answered {} rows for {} requests",
                     shard_index_, r.size(), n);
@@ -695,33 +706,26 @@ absl::StatusOr<std::vector<std::optional<ReservationRecord>>>
 ShardStore::GrantWholeProducts(const std::vector<ReservationOp>& ops) {
   using Granted = std::vector<std::optional<ReservationRecord>>;
   const size_t n = ops.size();
-  std::vector<int64_t> products(n), quantities(n), requested(n), holds(n);
-  std::vector<std::string> customers(n), requests(n);
   std::set<std::string_view> distinct;
-  for (size_t i = 0; i < n; ++i) {
-    const ReservationOp& op = ops[i];
+  for (const ReservationOp& op : ops) {
     // Releases, commits and in-batch duplicates need the group
     // transaction's one-at-a-time decision.
     if (op.kind != ReservationOp::Kind::kReserve ||
         !distinct.insert(op.reserve.request_id).second) {
       return Granted(n);
     }
-    products[i] = op.reserve.product_id;
-    quantities[i] = op.reserve.quantity;
-    customers[i] = op.reserve.customer_id;
-    requests[i] = op.reserve.request_id;
-    requested[i] = absl::ToInt64Milliseconds(op.reserve.requested_ttl);
-    holds[i] = absl::ToInt64Milliseconds(op.reserve.hold_ttl);
   }
+  const OpArrays a(ops);
+  const std::vector<std::string>& requests = a.requests;
   return Run("grant whole products", [&]() -> absl::StatusOr<Granted> {
     Granted granted(n);
     pqxx::result r;
     try {
       pqxx::nontransaction tx(conn_->c);
-      r = tx.exec_prepared("grant_whole", NumberArray(products),
-                           NumberArray(quantities), TextArray(customers),
-                           TextArray(requests), NumberArray(requested),
-                           NumberArray(holds));
+      r = tx.exec_prepared("grant_whole", NumberArray(a.products),
+                           NumberArray(a.quantities), TextArray(a.customers),
+                           TextArray(a.requests), NumberArray(a.requested),
+                           NumberArray(a.holds));
     } catch (const pqxx::unique_violation&) {
       // A request id of the batch was committed meanwhile by another
       // transaction: nothing was applied; the group transaction answers it

@@ -94,6 +94,8 @@ void PrintTo(const LanesCase& c, std::ostream* os) {
       << " fast_path=" << (c.fast_path ? "true" : "false");
 }
 
+struct BlockedLane;
+
 class ExecutorLanesTest : public ::testing::TestWithParam<LanesCase> {
  protected:
   static void SetUpTestSuite() {
@@ -142,6 +144,9 @@ class ExecutorLanesTest : public ::testing::TestWithParam<LanesCase> {
                                "application_name = '", kApp,
                                "' AND wait_event_type = 'Lock'"));
   }
+
+  // Fills `lane`: see BlockedLane.
+  void BlockLane(BlockedLane* lane);
 
   static ShardCluster* cluster_;
   static std::atomic<int64_t> next_id_;
@@ -279,6 +284,47 @@ struct LoggedExecutor {
   }
 };
 
+// The shard's only batch lane held: a reserve of a fresh product waits in
+// the database on the product's row, which `holder`'s open transaction has
+// locked. Whatever is submitted meanwhile forms one batch.
+struct BlockedLane {
+  std::unique_ptr<pqxx::connection> raw;
+  std::unique_ptr<pqxx::work> holder;
+  std::unique_ptr<LoggedExecutor> logged;
+  std::shared_ptr<Answer<ReserveOutcome>> on_x;
+
+  ShardExecutor* executor() { return logged->executor.get(); }
+  // Lets the blocked reserve go; it is granted.
+  void Release() {
+    holder->abort();
+    holder.reset();
+  }
+};
+
+// A product with `stock` units.
+int64_t NewStockedProduct(ShardStore& store, std::atomic<int64_t>& next_id,
+                          int64_t stock) {
+  NewProduct np;
+  np.product_id = next_id++;
+  np.total_quantity = stock;
+  auto created = store.CreateProduct(np);
+  EXPECT_TRUE(created.ok()) << created.status();
+  return np.product_id;
+}
+
+void ExecutorLanesTest::BlockLane(BlockedLane* lane) {
+  const int64_t x = MakeProduct();
+  lane->raw = std::make_unique<pqxx::connection>(dsn());
+  lane->holder = std::make_unique<pqxx::work>(*lane->raw);
+  lane->holder->exec(absl::StrCat(
+      "SELECT 1 FROM products WHERE product_id = ", x, " FOR UPDATE"));
+  lane->logged = std::make_unique<LoggedExecutor>(dsn(), &health_);
+  lane->on_x = std::make_shared<Answer<ReserveOutcome>>();
+  lane->executor()->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(x),
+                             Done(lane->on_x));
+  ASSERT_TRUE(PollUntil([&] { return lane->executor()->busy() == 1; }));
+}
+
 // A batch whose fast path grants one product and leaves more than one group
 // transaction's worth (32) of another, short of stock: 20 reserves of W
 // (stock 100) interleaved with 80 of Z (stock 50), queued behind a blocked
@@ -287,26 +333,11 @@ struct LoggedExecutor {
 // 50 granted, the rest refused. A partial grant of Z by the fast path, or a
 // chunk decided out of order, changes which.
 TEST_F(ExecutorLanesTest, FastPathAndChunksKeepArrivalOrder) {
-  const int64_t x = MakeProduct();
-  NewProduct np;
-  np.product_id = next_id_++;
-  np.total_quantity = 100;
-  ASSERT_TRUE(store_->CreateProduct(np).ok());
-  const int64_t w = np.product_id;
-  np.product_id = next_id_++;
-  np.total_quantity = 50;
-  ASSERT_TRUE(store_->CreateProduct(np).ok());
-  const int64_t z = np.product_id;
-
-  pqxx::connection raw(dsn());
-  auto holder = std::make_unique<pqxx::work>(raw);
-  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", x,
-                            " FOR UPDATE"));
-  LoggedExecutor logged(dsn(), &health_);
-  auto on_x = std::make_shared<Answer<ReserveOutcome>>();
-  logged.executor->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(x),
-                            Done(on_x));
-  ASSERT_TRUE(PollUntil([&] { return logged.executor->busy() == 1; }));
+  const int64_t w = NewStockedProduct(*store_, next_id_, 100);
+  const int64_t z = NewStockedProduct(*store_, next_id_, 50);
+  BlockedLane lane;
+  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane));
+  LoggedExecutor& logged = *lane.logged;
 
   // Every fifth request is for W.
   constexpr int kOps = 100;
@@ -321,9 +352,8 @@ TEST_F(ExecutorLanesTest, FastPathAndChunksKeepArrivalOrder) {
                               Done(answers.back()));
   }
   ASSERT_EQ(logged.executor->queued(), static_cast<size_t>(kOps));
-  holder->abort();
-  holder.reset();
-  ASSERT_TRUE(on_x->WaitFor(kCallDeadline));
+  lane.Release();
+  ASSERT_TRUE(lane.on_x->WaitFor(kCallDeadline));
   for (auto& a : answers) ASSERT_TRUE(a->WaitFor(kCallDeadline));
   EXPECT_TRUE(logged.executor->Shutdown(absl::Now() + kCallDeadline));
   EXPECT_EQ(logged.Sizes(), (std::vector<int>{1, kOps}));
@@ -356,39 +386,11 @@ TEST_F(ExecutorLanesTest, FastPathAndChunksKeepArrivalOrder) {
 // arrival order are granted, the rest refused; a chunk decided out of order
 // changes which.
 TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {
-  const int64_t x = MakeProduct();
-  NewProduct np;
-  np.product_id = next_id_++;
-  np.total_quantity = 50;
-  ASSERT_TRUE(store_->CreateProduct(np).ok());
-  const int64_t z = np.product_id;
-
-  pqxx::connection raw(dsn());
-  auto holder = std::make_unique<pqxx::work>(raw);
-  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", x,
-                            " FOR UPDATE"));
-  ShardExecutor::Options options;
-  options.connections = 2;
-  std::vector<int> sizes;
-  absl::Mutex sizes_mu;
-  options.observe_batch = [&](int n) {
-    absl::MutexLock lock(&sizes_mu);
-    sizes.push_back(n);
-  };
-  ShardStoreOptions store_options;
-  store_options.lock_timeout = kCallDeadline;
-  store_options.statement_timeout = kCallDeadline;
-  const std::string shard_dsn = dsn();
-  auto executor = std::make_unique<ShardExecutor>(
-      0,
-      [shard_dsn, store_options] {
-        return std::make_unique<ShardStore>(0, Dsn(shard_dsn), store_options);
-      },
-      &health_, options);
-  executor->Start();
-  auto on_x = std::make_shared<Answer<ReserveOutcome>>();
-  executor->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(x), Done(on_x));
-  ASSERT_TRUE(PollUntil([&] { return executor->busy() == 1; }));
+  const int64_t z = NewStockedProduct(*store_, next_id_, 50);
+  BlockedLane lane;
+  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane));
+  LoggedExecutor& logged = *lane.logged;
+  ShardExecutor* executor = lane.executor();
 
   constexpr int kOps = 80;
   std::vector<std::shared_ptr<Answer<ReserveOutcome>>> answers;
@@ -404,15 +406,11 @@ TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {
     executor->SubmitOp(absl::Now() + kCallDeadline, op, Done(answers.back()));
   }
   ASSERT_EQ(executor->queued(), static_cast<size_t>(kOps));
-  holder->abort();
-  holder.reset();
-  ASSERT_TRUE(on_x->WaitFor(kCallDeadline));
+  lane.Release();
+  ASSERT_TRUE(lane.on_x->WaitFor(kCallDeadline));
   for (auto& a : answers) ASSERT_TRUE(a->WaitFor(kCallDeadline));
   EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
-  {
-    absl::MutexLock lock(&sizes_mu);
-    EXPECT_EQ(sizes, (std::vector<int>{1, kOps}));
-  }
+  EXPECT_EQ(logged.Sizes(), (std::vector<int>{1, kOps}));
 
   for (int i = 0; i < kOps; ++i) {
     const absl::StatusOr<ReserveOutcome>& r = answers[i]->result;

@@ -104,6 +104,7 @@ class ReservationsTest : public ::testing::Test {
 
   void LastWidgetRace(const std::string& address_a,
                       const std::string& address_b);
+  void LastWidgetRaceWithFlags(const std::vector<std::string>& flags);
 
   static ShardCluster* cluster_;
   static InventorydProcess* a_;
@@ -205,11 +206,10 @@ TEST_F(ReservationsTest, LastWidgetRaceNeverOversells) {
   LastWidgetRace(a_->address(), b_->address());
 }
 
-TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutFastPath) {
-  // Batches decided by the group transaction alone.
+// The race through two more instances started with `flags`.
+void ReservationsTest::LastWidgetRaceWithFlags(
+    const std::vector<std::string>& flags) {
   std::string log;
-  const std::vector<std::string> flags = {"--fast_path=false",
-                                          "--log_rpcs=false"};
   auto c = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
   ASSERT_NE(c, nullptr) << log;
   auto d = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
@@ -217,18 +217,16 @@ TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutFastPath) {
   LastWidgetRace(c->address(), d->address());
 }
 
+TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutFastPath) {
+  // Batches decided by the group transaction alone.
+  LastWidgetRaceWithFlags({"--fast_path=false", "--log_rpcs=false"});
+}
+
 TEST_F(ReservationsTest, LastWidgetRaceNeverOversellsWithoutCoalescing) {
   // One transaction per request, two at a time per instance: every request
   // races on the row lock.
-  std::string log;
-  const std::vector<std::string> flags = {
-      "--max_batch=1", "--fast_path=false", "--batch_connections=2",
-      "--log_rpcs=false"};
-  auto c = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
-  ASSERT_NE(c, nullptr) << log;
-  auto d = InventorydProcess::Start(cluster_->DsnList(), flags, &log);
-  ASSERT_NE(d, nullptr) << log;
-  LastWidgetRace(c->address(), d->address());
+  LastWidgetRaceWithFlags({"--max_batch=1", "--fast_path=false",
+                           "--batch_connections=2", "--log_rpcs=false"});
 }
 
 // The negative control: the same harness pointed at the naive design
