@@ -706,16 +706,35 @@ absl::StatusOr<std::vector<std::optional<ReservationRecord>>>
 ShardStore::GrantWholeProducts(const std::vector<ReservationOp>& ops) {
   using Granted = std::vector<std::optional<ReservationRecord>>;
   const size_t n = ops.size();
-  std::set<std::string_view> distinct;
+  // A product that a request id used twice in the batch names needs the
+  // group transaction's one-at-a-time decision (the second is a replay or a
+  // conflict of the first): all of its requests are left to it, so they keep
+  // their order among themselves. Releases and commits are left to it too;
+  // the reserves of their products may still be granted here, since
+  // reserves that all fit without the units a release frees fit with them,
+  // and a commit takes no stock.
+  std::set<int64_t> left_out;
+  std::map<std::string_view, int64_t> product_of_id;
   for (const ReservationOp& op : ops) {
-    // Releases, commits and in-batch duplicates need the group
-    // transaction's one-at-a-time decision.
-    if (op.kind != ReservationOp::Kind::kReserve ||
-        !distinct.insert(op.reserve.request_id).second) {
-      return Granted(n);
+    if (op.kind != ReservationOp::Kind::kReserve) continue;
+    auto [it, first] =
+        product_of_id.emplace(op.reserve.request_id, op.reserve.product_id);
+    if (!first) {
+      left_out.insert(it->second);
+      left_out.insert(op.reserve.product_id);
     }
   }
-  const OpArrays a(ops);
+  std::vector<size_t> tried;  // indexes into ops
+  std::vector<ReservationOp> tried_ops;
+  for (size_t i = 0; i < n; ++i) {
+    if (ops[i].kind == ReservationOp::Kind::kReserve &&
+        left_out.count(ops[i].reserve.product_id) == 0) {
+      tried.push_back(i);
+      tried_ops.push_back(ops[i]);
+    }
+  }
+  if (tried.empty()) return Granted(n);
+  const OpArrays a(tried_ops);
   const std::vector<std::string>& requests = a.requests;
   return Run("grant whole products", [&]() -> absl::StatusOr<Granted> {
     Granted granted(n);
@@ -733,7 +752,7 @@ ShardStore::GrantWholeProducts(const std::vector<ReservationOp>& ops) {
       return granted;
     }
     std::map<std::string_view, size_t> index;
-    for (size_t i = 0; i < n; ++i) index.emplace(requests[i], i);
+    for (size_t k = 0; k < tried.size(); ++k) index.emplace(requests[k], tried[k]);
     for (const auto& row : r) {
       ReservationRecord rec = ParseReservation(row, 0);
       auto it = index.find(rec.request_id);

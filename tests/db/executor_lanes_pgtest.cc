@@ -382,7 +382,7 @@ TEST_F(ExecutorLanesTest, FastPathAndChunksKeepArrivalOrder) {
 // gets exactly the one-at-a-time outcomes: 80 reserves of one unit on a
 // product with 50, queued behind a blocked batch so that they form one
 // batch, with a replay and a conflict of earlier request ids in a later
-// chunk (so the fast path is skipped). The first 50 distinct requests in
+// chunk (so the fast path leaves the product to the group transaction). The first 50 distinct requests in
 // arrival order are granted, the rest refused; a chunk decided out of order
 // changes which.
 TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {

@@ -298,11 +298,14 @@ TEST_F(FastPathTest, RequestIdUsedBeforeGrantsNothing) {
   EXPECT_EQ(replay->front()->reservation.row_id, first->reservation.row_id);
 }
 
-// A release, a commit or a request id twice needs the one-at-a-time
-// decision: the fast path grants nothing and does not touch the database.
-TEST_F(FastPathTest, ReleaseCommitOrDuplicateRequestIdGrantsNothing) {
+// Releases and commits are left to the group transaction (the hold stays
+// PENDING here) while the reserves around them are granted; a request id used
+// twice leaves every request of the products it names (changing nothing of
+// them), and the other products are still granted.
+TEST_F(FastPathTest, ReleaseCommitOrDuplicateRequestIdLeaveTheirProducts) {
   const int64_t a = MakeProduct(10);
   const int64_t b = MakeProduct(10);
+  const int64_t c = MakeProduct(10);
   auto held = store_->Reserve(ReserveOp(Rid("mixed"), a, 2).reserve);
   ASSERT_TRUE(held.ok()) << held.status();
   const ReservationRecord hold = held->reservation;
@@ -314,31 +317,131 @@ TEST_F(FastPathTest, ReleaseCommitOrDuplicateRequestIdGrantsNothing) {
     return op;
   };
   const std::string twice = Rid("mixed");
-  const std::vector<std::vector<ReservationOp>> batches = {
-      {ReserveOp(Rid("mixed"), b, 1), row_op(ReservationOp::Kind::kRelease)},
-      {row_op(ReservationOp::Kind::kCommit), ReserveOp(Rid("mixed"), b, 1)},
-      {ReserveOp(twice, b, 1), ReserveOp(Rid("mixed"), a, 1),
-       ReserveOp(twice, b, 1)},
+  const std::string both = Rid("mixed");
+  struct Case {
+    std::vector<ReservationOp> ops;
+    std::vector<bool> granted;  // per op
+    int64_t left_out;           // a product that must stay untouched
   };
-  const ProductRecord a0 = Product(a), b0 = Product(b);
-  const int64_t rows0 = Reservations();
-  for (const auto& ops : batches) {
-    auto granted = store_->GrantWholeProducts(ops);
+  const std::vector<Case> cases = {
+      // A release of A's hold is left; the reserves of A and B granted.
+      {{ReserveOp(Rid("mixed"), b, 1), ReserveOp(Rid("mixed"), a, 1),
+        row_op(ReservationOp::Kind::kRelease)},
+       {true, true, false},
+       c},
+      // A commit of A's hold: the same.
+      {{row_op(ReservationOp::Kind::kCommit), ReserveOp(Rid("mixed"), a, 1),
+        ReserveOp(Rid("mixed"), b, 1)},
+       {false, true, true},
+       c},
+      // One request id twice on B: B is left, A granted.
+      {{ReserveOp(twice, b, 1), ReserveOp(Rid("mixed"), a, 1),
+        ReserveOp(twice, b, 1), ReserveOp(Rid("mixed"), b, 1)},
+       {false, true, false, false},
+       b},
+      // One request id on B and on C (a conflict): both left, A granted.
+      {{ReserveOp(both, b, 1), ReserveOp(both, c, 1),
+        ReserveOp(Rid("mixed"), a, 1)},
+       {false, false, true},
+       c},
+  };
+  for (const Case& k : cases) {
+    const ProductRecord before = Product(k.left_out);
+    const int64_t rows_before = Reservations();
+    auto granted = store_->GrantWholeProducts(k.ops);
     ASSERT_TRUE(granted.ok()) << granted.status();
-    ASSERT_EQ(granted->size(), ops.size());
-    EXPECT_EQ(CountGranted(*granted), 0);
-    EXPECT_EQ(Reservations(), rows0);
-    for (const ProductRecord& before : {a0, b0}) {
-      const ProductRecord now = Product(before.product_id);
-      EXPECT_EQ(now.reserved_quantity, before.reserved_quantity);
-      EXPECT_EQ(now.purchased_quantity, before.purchased_quantity);
-      EXPECT_EQ(now.version, before.version);
+    ASSERT_EQ(granted->size(), k.ops.size());
+    int64_t n = 0;
+    for (size_t i = 0; i < k.ops.size(); ++i) {
+      EXPECT_EQ((*granted)[i].has_value(), k.granted[i]) << i;
+      if (k.granted[i]) {
+        ExpectHoldOf((*granted)[i], k.ops[i]);
+        ++n;
+      }
     }
+    EXPECT_EQ(Reservations(), rows_before + n);
+    const ProductRecord now = Product(k.left_out);
+    EXPECT_EQ(now.reserved_quantity, before.reserved_quantity);
+    EXPECT_EQ(now.purchased_quantity, before.purchased_quantity);
+    EXPECT_EQ(now.version, before.version);
     auto still = store_->GetReservation(hold.product_id, hold.row_id);
     ASSERT_TRUE(still.ok()) << still.status();
     EXPECT_EQ(still->status, ReservationStatus::kPending);
   }
   EXPECT_EQ(RowsOf(twice), 0);
+  EXPECT_EQ(RowsOf(both), 0);
+  // The hold of 2, plus A's four grants and B's two.
+  EXPECT_EQ(Product(a).reserved_quantity, 2 + 4);
+  EXPECT_EQ(Product(b).reserved_quantity, 2);
+  EXPECT_EQ(Product(c).reserved_quantity, 0);
+}
+
+// A mixed batch decided as the executor does (fast path, then the group
+// transaction for what it left, in order) gets the outcomes and counters of
+// the same requests one at a time, on a twin pair of products: Q's reserves
+// fit and go through the fast path; P's do not (one is refused until the
+// release in the batch frees a unit), so P's requests and the release are
+// decided by the group transaction, in order.
+TEST_F(FastPathTest, MixedBatchThroughBothPathsDecidesLikeOneAtATime) {
+  struct Twin {
+    int64_t p, q;
+    std::vector<ReservationOp> ops;
+  };
+  auto make = [&]() {
+    Twin t{MakeProduct(3), MakeProduct(6), {}};
+    auto hold = store_->Reserve(ReserveOp(Rid("twin"), t.p, 1).reserve);
+    EXPECT_TRUE(hold.ok()) << hold.status();
+    ReservationOp release;
+    release.kind = ReservationOp::Kind::kRelease;
+    release.product_id = t.p;
+    release.row_id = hold.ok() ? hold->reservation.row_id : 0;
+    t.ops = {ReserveOp(Rid("twin"), t.q, 2), ReserveOp(Rid("twin"), t.p, 2),
+             ReserveOp(Rid("twin"), t.p, 1), ReserveOp(Rid("twin"), t.q, 3),
+             release,
+             ReserveOp(Rid("twin"), t.p, 1), ReserveOp(Rid("twin"), t.q, 1)};
+    return t;
+  };
+  const Twin batched = make();
+  const Twin single = make();
+
+  // As the executor: the fast path, then the rest in order.
+  std::vector<absl::StatusOr<ReserveOutcome>> got(batched.ops.size());
+  auto granted = store_->GrantWholeProducts(batched.ops);
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  std::vector<size_t> rest;
+  std::vector<ReservationOp> rest_ops;
+  for (size_t i = 0; i < batched.ops.size(); ++i) {
+    if ((*granted)[i].has_value()) {
+      got[i] = ReserveOutcome{*(*granted)[i], false};
+    } else {
+      rest.push_back(i);
+      rest_ops.push_back(batched.ops[i]);
+    }
+  }
+  EXPECT_EQ(rest, (std::vector<size_t>{1, 2, 4, 5}))
+      << "Q through the fast path, P and the release through the group "
+         "transaction";
+  auto decided = store_->ApplyBatch(rest_ops);
+  ASSERT_TRUE(decided.ok()) << decided.status();
+  for (size_t k = 0; k < rest.size(); ++k) got[rest[k]] = (*decided)[k];
+
+  std::vector<absl::StatusOr<ReserveOutcome>> alone;
+  for (const ReservationOp& op : single.ops) {
+    auto r = store_->ApplyBatch({op});
+    ASSERT_TRUE(r.ok()) << r.status();
+    alone.push_back(r->front());
+  }
+  const std::vector<std::string> expected = {
+      "OK", "OK", "OUT_OF_STOCK", "OK", "OK", "OK", "OK"};
+  EXPECT_EQ(Outcomes(got), expected);
+  EXPECT_EQ(Outcomes(alone), expected);
+  for (auto [a, b] : {std::pair{batched.p, single.p}, {batched.q, single.q}}) {
+    const ProductRecord x = Product(a), y = Product(b);
+    EXPECT_EQ(x.reserved_quantity, y.reserved_quantity) << a;
+    EXPECT_EQ(x.purchased_quantity, y.purchased_quantity) << a;
+  }
+  EXPECT_EQ(Product(batched.p).reserved_quantity, 3);
+  EXPECT_EQ(Product(batched.q).reserved_quantity, 6);
 }
 
 // An unknown product's request is left to the group transaction (which

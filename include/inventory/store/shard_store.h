@@ -124,10 +124,10 @@ class ShardStore {
   // product's requests are granted together, in one transaction, when its
   // stock covers them all and none of their request ids was used before;
   // everything else is left untouched. Returns per op the new reservation,
-  // or nullopt for an op to decide with ApplyBatch (all nullopt when the
-  // batch holds a release, a commit or a request id twice). Granting a
-  // product's requests together is what one-at-a-time would do: each finds
-  // enough stock.
+  // or nullopt for an op to decide with ApplyBatch: releases, commits, and
+  // every request of a product that a request id used twice in the batch
+  // names. Granting a product's requests together is what one-at-a-time
+  // would do: each finds enough stock (releases only add to it).
   absl::StatusOr<std::vector<std::optional<ReservationRecord>>>
   GrantWholeProducts(const std::vector<ReservationOp>& ops);
 
