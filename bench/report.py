@@ -220,7 +220,7 @@ def targets(rows):
             ratio(f"{name} within 20 % of hot (>= 0.8x)", name, "hot", 0.8)
     ratio("hot vs before-hot (one request per transaction)", "hot", "before-hot", 1)
     ratio("uniform vs before-uniform", "uniform", "before-uniform", 1)
-    for name in ("hot-open70", "uniform-open70"):
+    for name in ("hot-open70", "uniform-open70", "health-open70"):
         if name in by and by[name].get("p99_ms") is not None:
             p99 = by[name]["p99_ms"]
             out.append((f"{name}: p99 < 10 ms", f"{p99:.1f} ms", p99 < 10))

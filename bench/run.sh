@@ -355,6 +355,8 @@ OPEN=(--duration "${DURATION}s" --warmup "${WARMUP}s")
 loadgen hot-open70 "$RESULTS" base --scenario hot --rate "$(rate_of hot)" "${OPEN[@]}"
 loadgen uniform-open70 "$RESULTS" 100k --scenario uniform --rate "$(rate_of uniform)" \
   "${OPEN[@]}" --setup=false --product_base $UNIFORM_BASE --products $UNIFORM_PRODUCTS
+# The same for the empty call: the latency floor of this machine and client.
+loadgen health-open70 "$RESULTS" - --scenario health --rate "$(rate_of health)" "${OPEN[@]}"
 
 # Before: the same binary deciding one request per transaction, as before
 # the group transaction (no coalescing, no fast path, both connections
