@@ -163,10 +163,12 @@ COMMANDS=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
-  [[ -n $BEFORE_PID ]] && kill -KILL "$BEFORE_PID" 2>/dev/null
+  # (if-statements, not `[[ ]] && cmd`: under set -e a failing cmd there
+  # would end the cleanup before the shards are destroyed.)
+  if [[ -n $WATCHDOG ]]; then kill "$WATCHDOG" 2>/dev/null || true; fi
+  if [[ -n $BEFORE_PID ]]; then kill -KILL "$BEFORE_PID" 2>/dev/null || true; fi
   # The main inventoryd while the "before" one is measured.
-  [[ -n $MAIN_PID ]] && INV_PID=$MAIN_PID
+  if [[ -n $MAIN_PID ]]; then INV_PID=$MAIN_PID; fi
   if [[ -n $INV_PID ]] && kill -0 "$INV_PID" 2>/dev/null; then
     kill -TERM "$INV_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$INV_PID" 2>/dev/null || break; sleep 0.1; done
