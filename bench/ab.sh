@@ -40,7 +40,8 @@ chmod 755 "$WORK"
 INV_PID=""
 cleanup() {
   if [[ -n $INV_PID ]]; then
-    kill -TERM "$INV_PID" 2>/dev/null && wait "$INV_PID" 2>/dev/null
+    kill -TERM "$INV_PID" 2>/dev/null || true
+    wait "$INV_PID" 2>/dev/null || true
   fi
   "$REPO/deploy/local/shards.sh" destroy --dir "$WORK/shards" >/dev/null 2>&1 || true
   rm -rf "$WORK"
