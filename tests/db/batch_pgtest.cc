@@ -11,40 +11,17 @@
 #include "gtest/gtest.h"
 #include "inventory/common/errors.h"
 #include "inventory/store/shard_store.h"
+#include "one_shard.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
 namespace inventory::testing {
 namespace {
 
-class BatchTest : public ::testing::Test {
+class BatchTest : public OneShardTest<::testing::Test> {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = ShardCluster::Start(1).release();
-    ASSERT_NE(cluster_, nullptr);
-    ShardStore store(0, Dsn(cluster_->dsn(0)));
-    ASSERT_TRUE(store.Bootstrap(1).ok());
-  }
-  static void TearDownTestSuite() { delete cluster_; }
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    store_ = std::make_unique<ShardStore>(0, Dsn(cluster_->dsn(0)));
-  }
-  void TearDown() override { EXPECT_EQ(CounterDrift(cluster_->dsn(0)), 0); }
-
   static int64_t NewProductId() { return next_id_++; }
 
-  static ReservationOp ReserveOp(const std::string& rid, int64_t product,
-                                 int64_t quantity) {
-    ReservationOp op;
-    op.kind = ReservationOp::Kind::kReserve;
-    op.reserve.request_id = rid;
-    op.reserve.product_id = product;
-    op.reserve.quantity = quantity;
-    op.reserve.customer_id = "cust";
-    op.reserve.hold_ttl = absl::Minutes(15);
-    return op;
-  }
   static ReservationOp RowOp(ReservationOp::Kind kind,
                              const ReservationRecord& r) {
     ReservationOp op;
@@ -54,18 +31,9 @@ class BatchTest : public ::testing::Test {
     return op;
   }
 
-  // The outcome of each op: "OK", "OK(replayed)" or the ErrorInfo reason.
   static std::vector<std::string> Outcomes(
       const std::vector<absl::StatusOr<ReserveOutcome>>& answers) {
-    std::vector<std::string> out;
-    for (const auto& a : answers) {
-      if (a.ok()) {
-        out.push_back(a->replayed ? "OK(replayed)" : "OK");
-      } else {
-        out.push_back(ErrorReason(a.status()));
-      }
-    }
-    return out;
+    return OutcomeNames(answers);
   }
 
   // The same ops one at a time (each its own batch).
@@ -111,11 +79,8 @@ class BatchTest : public ::testing::Test {
     };
   }
 
-  static ShardCluster* cluster_;
   static std::atomic<int64_t> next_id_;
-  std::unique_ptr<ShardStore> store_;
 };
-ShardCluster* BatchTest::cluster_ = nullptr;
 std::atomic<int64_t> BatchTest::next_id_{1};
 
 TEST_F(BatchTest, OneMixedBatchDecidesLikeOneAtATime) {

@@ -34,6 +34,7 @@
 #include "inventory/executor/shard_executor.h"
 #include "inventory/health/shard_health.h"
 #include "inventory/store/shard_store.h"
+#include "one_shard.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
@@ -50,16 +51,6 @@ constexpr absl::Duration kPrompt = absl::Seconds(2);
 // How long the reserve behind the busy lane must stay unanswered.
 constexpr absl::Duration kHeldBack = absl::Milliseconds(600);
 
-// Polls `condition` every 5 ms until it holds or `timeout` passes.
-bool PollUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time until = absl::Now() + timeout;
-  while (absl::Now() < until) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
-}
 
 // The answer one submitted call gets. Shared with the `done` callback, so it
 // outlives it whatever order things are torn down in.
@@ -96,26 +87,14 @@ void PrintTo(const LanesCase& c, std::ostream* os) {
 
 struct BlockedLane;
 
-class ExecutorLanesTest : public ::testing::TestWithParam<LanesCase> {
+class ExecutorLanesTest
+    : public OneShardTest<::testing::TestWithParam<LanesCase>> {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = ShardCluster::Start(1).release();
-    ASSERT_NE(cluster_, nullptr);
-    ShardStore store(0, Dsn(cluster_->dsn(0)));
-    ASSERT_TRUE(store.Bootstrap(1).ok());
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    store_ = std::make_unique<ShardStore>(0, Dsn(dsn()));
+    OneShardTest::SetUp();
     health_.MarkVerified();
   }
-  void TearDown() override { EXPECT_EQ(CounterDrift(dsn()), 0); }
 
-  static const std::string& dsn() { return cluster_->dsn(0); }
 
   int64_t MakeProduct() {
     NewProduct p;
@@ -148,13 +127,10 @@ class ExecutorLanesTest : public ::testing::TestWithParam<LanesCase> {
   // Fills `lane`: see BlockedLane.
   void BlockLane(BlockedLane* lane);
 
-  static ShardCluster* cluster_;
   static std::atomic<int64_t> next_id_;
   // Declared before the executors the tests create: outlives them.
   ShardHealth health_;
-  std::unique_ptr<ShardStore> store_;
 };
-ShardCluster* ExecutorLanesTest::cluster_ = nullptr;
 std::atomic<int64_t> ExecutorLanesTest::next_id_{1};
 
 TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {

@@ -44,6 +44,7 @@
 #include "gtest/gtest.h"
 #include "inventory/common/errors.h"
 #include "inventory/store/shard_store.h"
+#include "one_shard.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
@@ -55,16 +56,6 @@ using Granted = std::vector<std::optional<ReservationRecord>>;
 // application_name of the stores whose lock waits the race tests watch.
 constexpr char kRaceApp[] = "fast_path_pgtest_race";
 
-// Polls `condition` every 5 ms until it holds or `timeout` passes.
-bool PollUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time until = absl::Now() + timeout;
-  while (absl::Now() < until) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
-}
 
 // How many of `g` are set.
 int CountGranted(const Granted& g) {
@@ -72,25 +63,8 @@ int CountGranted(const Granted& g) {
       std::count_if(g.begin(), g.end(), [](const auto& r) { return r; }));
 }
 
-class FastPathTest : public ::testing::Test {
+class FastPathTest : public OneShardTest<::testing::Test> {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = ShardCluster::Start(1).release();
-    ASSERT_NE(cluster_, nullptr);
-    ShardStore store(0, Dsn(cluster_->dsn(0)));
-    ASSERT_TRUE(store.Bootstrap(1).ok());
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    store_ = std::make_unique<ShardStore>(0, Dsn(dsn()));
-  }
-  void TearDown() override { EXPECT_EQ(CounterDrift(dsn()), 0); }
-
-  static const std::string& dsn() { return cluster_->dsn(0); }
   static int64_t NewProductId() { return next_id_++; }
 
   // Creates a fresh product with `total` units and returns its id.
@@ -116,17 +90,6 @@ class FastPathTest : public ::testing::Test {
     return absl::StrCat("fp-", tag, "-", next_rid_++);
   }
 
-  static ReservationOp ReserveOp(const std::string& rid, int64_t product,
-                                 int64_t quantity) {
-    ReservationOp op;
-    op.kind = ReservationOp::Kind::kReserve;
-    op.reserve.request_id = rid;
-    op.reserve.product_id = product;
-    op.reserve.quantity = quantity;
-    op.reserve.customer_id = "cust";
-    op.reserve.hold_ttl = absl::Minutes(15);
-    return op;
-  }
 
   static int64_t Reservations() {
     return QueryInt(dsn(), "SELECT count(*) FROM reservations");
@@ -137,18 +100,9 @@ class FastPathTest : public ::testing::Test {
                                "request_id = '", rid, "'"));
   }
 
-  // The outcome of each answer: "OK", "OK(replayed)" or the reason.
   static std::vector<std::string> Outcomes(
       const std::vector<absl::StatusOr<ReserveOutcome>>& answers) {
-    std::vector<std::string> out;
-    for (const auto& a : answers) {
-      if (a.ok()) {
-        out.push_back(a->replayed ? "OK(replayed)" : "OK");
-      } else {
-        out.push_back(ErrorReason(a.status()));
-      }
-    }
-    return out;
+    return OutcomeNames(answers);
   }
 
   // Expects `rec` to be the fresh PENDING hold `op` asked for.
@@ -167,12 +121,9 @@ class FastPathTest : public ::testing::Test {
                 absl::ToDoubleSeconds(op.reserve.hold_ttl), 1.0);
   }
 
-  static ShardCluster* cluster_;
   static std::atomic<int64_t> next_id_;
   static std::atomic<int64_t> next_rid_;
-  std::unique_ptr<ShardStore> store_;
 };
-ShardCluster* FastPathTest::cluster_ = nullptr;
 std::atomic<int64_t> FastPathTest::next_id_{1};
 std::atomic<int64_t> FastPathTest::next_rid_{1};
 
