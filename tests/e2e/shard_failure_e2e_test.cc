@@ -424,55 +424,43 @@ TEST_F(ShardFailureTest, ShardDownAnswersUnavailableOthersKeepWorking) {
   // Every call for shard 1 answers SHARD_UNAVAILABLE well inside its 3 s.
   const absl::Duration kDeadline = absl::Seconds(3);
   const absl::Duration kFast = absl::Seconds(1);
-  {
-    v1::ReserveItemResponse resp;
-    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
-      return stub->ReserveItem(
-          ctx, ReserveRequest("t1-during", p[1], 1, "cust-t1"), &resp);
-    });
-    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "ReserveItem";
-    EXPECT_LT(t.elapsed, kFast) << "ReserveItem";
-  }
-  {
-    v1::GetProductRequest req;
-    req.set_product_id(p[1]);
-    v1::Product resp;
-    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
-      return stub->GetProduct(ctx, req, &resp);
-    });
-    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "GetProduct";
-    EXPECT_LT(t.elapsed, kFast) << "GetProduct";
-  }
-  {
-    v1::ReleaseItemRequest req;
-    req.set_reservation_id(held_id);
-    v1::ReleaseItemResponse resp;
-    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
-      return stub->ReleaseItem(ctx, req, &resp);
-    });
-    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "ReleaseItem";
-    EXPECT_LT(t.elapsed, kFast) << "ReleaseItem";
-  }
-  {
-    v1::CommitReservationRequest req;
-    req.set_reservation_id(held_id);
-    v1::CommitReservationResponse resp;
-    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
-      return stub->CommitReservation(ctx, req, &resp);
-    });
-    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "CommitReservation";
-    EXPECT_LT(t.elapsed, kFast) << "CommitReservation";
-  }
-  {
-    v1::GetReservationRequest req;
-    req.set_reservation_id(held_id);
-    v1::Reservation resp;
-    Timed t = TimeCall(kDeadline, [&](grpc::ClientContext* ctx) {
-      return stub->GetReservation(ctx, req, &resp);
-    });
-    EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << "GetReservation";
-    EXPECT_LT(t.elapsed, kFast) << "GetReservation";
-  }
+  // `call` (one RPC on shard 1) answers SHARD_UNAVAILABLE within kFast.
+  auto expect_fast_unavailable =
+      [&](const char* rpc,
+          const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+        Timed t = TimeCall(kDeadline, call);
+        EXPECT_TRUE(IsShardUnavailable(t.status, 1)) << rpc;
+        EXPECT_LT(t.elapsed, kFast) << rpc;
+      };
+  v1::ReserveItemResponse during;
+  expect_fast_unavailable("ReserveItem", [&](grpc::ClientContext* ctx) {
+    return stub->ReserveItem(
+        ctx, ReserveRequest("t1-during", p[1], 1, "cust-t1"), &during);
+  });
+  v1::GetProductRequest get_product;
+  get_product.set_product_id(p[1]);
+  v1::Product read;
+  expect_fast_unavailable("GetProduct", [&](grpc::ClientContext* ctx) {
+    return stub->GetProduct(ctx, get_product, &read);
+  });
+  v1::ReleaseItemRequest release;
+  release.set_reservation_id(held_id);
+  v1::ReleaseItemResponse released;
+  expect_fast_unavailable("ReleaseItem", [&](grpc::ClientContext* ctx) {
+    return stub->ReleaseItem(ctx, release, &released);
+  });
+  v1::CommitReservationRequest commit;
+  commit.set_reservation_id(held_id);
+  v1::CommitReservationResponse committed;
+  expect_fast_unavailable("CommitReservation", [&](grpc::ClientContext* ctx) {
+    return stub->CommitReservation(ctx, commit, &committed);
+  });
+  v1::GetReservationRequest get_reservation;
+  get_reservation.set_reservation_id(held_id);
+  v1::Reservation reservation;
+  expect_fast_unavailable("GetReservation", [&](grpc::ClientContext* ctx) {
+    return stub->GetReservation(ctx, get_reservation, &reservation);
+  });
 
   // Shards 0 and 2 keep working.
   for (int s : {0, 2}) {
