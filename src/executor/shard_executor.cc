@@ -13,6 +13,13 @@ namespace {
 // rather than its own timer.
 constexpr absl::Duration kDeadlineMargin = absl::Milliseconds(20);
 
+// Whether `status` stops the rest of a batch: the shard is unreachable or the
+// time is up, as opposed to a failure of one statement.
+bool EndsBatch(const absl::Status& status) {
+  const std::string why = ErrorReason(status);
+  return why == reason::kShardUnavailable || why == reason::kDeadlineExceeded;
+}
+
 // Most requests of one group transaction (inv_apply_batch); see RunBatch.
 constexpr size_t kGroupChunk = 32;
 
@@ -84,6 +91,21 @@ void ShardExecutor::Enqueue(std::shared_ptr<Call> call) {
   call->Fail(ShardUnavailableError(shard_index_, "overloaded or stopping"));
 }
 
+bool ShardExecutor::StillWanted(Call& call) {
+  if (call.answered()) return false;
+  if (call.GivenUp()) {
+    call.Fail(absl::CancelledError("the caller cancelled the call"));
+    return false;
+  }
+  return true;
+}
+
+bool ShardExecutor::ReportIfUnavailable(const absl::Status& status) {
+  if (ErrorReason(status) != reason::kShardUnavailable) return false;
+  health_->ReportFailure(status.message());
+  return true;
+}
+
 bool ShardExecutor::Runnable() const {
   return queue_.size() > queued_ops_ ||
          (queued_ops_ > 0 && batches_running_ < options_.batch_connections);
@@ -130,10 +152,8 @@ void ShardExecutor::WorkerLoop(int worker) {
     }
     std::vector<std::shared_ptr<Call>> live;
     for (auto& call : taken) {
-      if (call->answered()) continue;
-      if (call->GivenUp()) {
-        call->Fail(absl::CancelledError("the caller cancelled the call"));
-      } else if (!health_->Reachable(absl::Now())) {
+      if (!StillWanted(*call)) continue;
+      if (!health_->Reachable(absl::Now())) {
         call->Fail(ShardUnavailableError(shard_index_, "not reachable"));
       } else {
         live.push_back(call);
@@ -145,10 +165,7 @@ void ShardExecutor::WorkerLoop(int worker) {
         RunBatch(*store, live);
       } else {
         store->SetCallDeadline(live.front()->deadline());
-        absl::Status outcome = live.front()->Run(*store);
-        if (ErrorReason(outcome) == reason::kShardUnavailable) {
-          health_->ReportFailure(outcome.message());
-        } else {
+        if (!ReportIfUnavailable(live.front()->Run(*store))) {
           health_->ReportSuccess();
         }
       }
@@ -201,17 +218,12 @@ void ShardExecutor::RunBatch(ShardStore& store,
       }
       batch = std::move(rest);
       ops = std::move(rest_ops);
-    } else {
-      const std::string why = ErrorReason(granted.status());
-      if (why == reason::kShardUnavailable || why == reason::kDeadlineExceeded) {
-        if (why == reason::kShardUnavailable) {
-          health_->ReportFailure(granted.status().message());
-        }
-        for (const auto& call : batch) call->CompleteOp(granted.status());
-        return;
-      }
-      // Anything else: the group transaction decides the whole batch.
+    } else if (EndsBatch(granted.status())) {
+      ReportIfUnavailable(granted.status());
+      for (const auto& call : batch) call->CompleteOp(granted.status());
+      return;
     }
+    // Any other failure: the group transaction decides the whole batch.
   }
   // The group transaction's cost grows faster than its size (its PL/pgSQL
   // array work): measured with pgbench, one call of 256 reserves took 54 ms
@@ -227,11 +239,7 @@ void ShardExecutor::RunBatch(ShardStore& store,
     // deadline scan has answered or whose callers gave up, and give the
     // statement only the time the remaining calls have.
     for (size_t i = begin; i < end; ++i) {
-      if (batch[i]->answered()) continue;
-      if (batch[i]->GivenUp()) {
-        batch[i]->Fail(absl::CancelledError("the caller cancelled the call"));
-        continue;
-      }
+      if (!StillWanted(*batch[i])) continue;
       calls.push_back(batch[i]);
       chunk.push_back(ops[i]);
       chunk_latest = std::max(chunk_latest, batch[i]->deadline());
@@ -257,21 +265,16 @@ absl::Status ShardExecutor::DecideInGroupTransaction(
   absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> outcomes =
       store.ApplyBatch(ops);
   if (!outcomes.ok()) {
-    const std::string why = ErrorReason(outcomes.status());
-    if (why == reason::kShardUnavailable) {
-      health_->ReportFailure(outcomes.status().message());
-    }
-    if (batch.size() > 1 && why != reason::kShardUnavailable &&
-        why != reason::kDeadlineExceeded) {
+    const bool ends = EndsBatch(outcomes.status());
+    ReportIfUnavailable(outcomes.status());
+    if (batch.size() > 1 && !ends) {
       // Nothing was applied. Decide each request alone, so one request
       // that breaks the statement cannot fail its batch-mates.
       for (const auto& call : batch) call->Run(store);
       return absl::OkStatus();
     }
     for (const auto& call : batch) call->CompleteOp(outcomes.status());
-    return why == reason::kShardUnavailable || why == reason::kDeadlineExceeded
-               ? outcomes.status()
-               : absl::OkStatus();
+    return ends ? outcomes.status() : absl::OkStatus();
   }
   health_->ReportSuccess();
   for (size_t i = 0; i < batch.size(); ++i) {

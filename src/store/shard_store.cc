@@ -735,7 +735,9 @@ ShardStore::GrantWholeProducts(const std::vector<ReservationOp>& ops) {
   }
   if (tried.empty()) return Granted(n);
   const OpArrays a(tried_ops);
-  const std::vector<std::string>& requests = a.requests;
+  // A granted row's request id -> its op.
+  std::map<std::string_view, size_t> index;
+  for (size_t k = 0; k < tried.size(); ++k) index.emplace(a.requests[k], tried[k]);
   return Run("grant whole products", [&]() -> absl::StatusOr<Granted> {
     Granted granted(n);
     pqxx::result r;
@@ -751,8 +753,6 @@ ShardStore::GrantWholeProducts(const std::vector<ReservationOp>& ops) {
       // as the replay (or conflict) it is.
       return granted;
     }
-    std::map<std::string_view, size_t> index;
-    for (size_t k = 0; k < tried.size(); ++k) index.emplace(requests[k], tried[k]);
     for (const auto& row : r) {
       ReservationRecord rec = ParseReservation(row, 0);
       auto it = index.find(rec.request_id);

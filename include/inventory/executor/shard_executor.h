@@ -212,6 +212,11 @@ class ShardExecutor {
       ShardStore& store, const std::vector<std::shared_ptr<Call>>& batch,
       const std::vector<ReservationOp>& ops);
   void WorkerLoop(int worker);
+  // False for a call no longer worth running: answered already, or its
+  // caller gave up (then it is answered CANCELLED here).
+  bool StillWanted(Call& call);
+  // Marks the shard unreachable if `status` says so; returns whether it did.
+  bool ReportIfUnavailable(const absl::Status& status);
   // Whether a worker may take something from the queue now.
   bool Runnable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeadlineLoop();
