@@ -270,7 +270,7 @@ absl::Status ShardExecutor::DecideInGroupTransaction(
     if (batch.size() > 1 && !ends) {
       // Nothing was applied. Decide each request alone, so one request
       // that breaks the statement cannot fail its batch-mates.
-      for (const auto& call : batch) call->Run(store);
+      for (const auto& call : batch) ReportIfUnavailable(call->Run(store));
       return absl::OkStatus();
     }
     for (const auto& call : batch) call->CompleteOp(outcomes.status());
