@@ -81,8 +81,10 @@ absl::Status ShardMonitor::ProbeOnce() {
 void ShardMonitor::Start() {
   thread_ = std::thread([state = state_] {
     while (!state->stop.HasBeenNotified()) {
+      // Probe reports to the shard's health itself.
       Probe(*state->store, state->shard_count, *state->health,
-            state->mismatch_reported, state->on_mismatch);
+            state->mismatch_reported, state->on_mismatch)
+          .IgnoreError();
       state->stop.WaitForNotificationWithTimeout(state->interval);
     }
     state->exited.Notify();

@@ -342,7 +342,9 @@ void ShardStore::SetCallDeadline(absl::Time deadline) {
     tx.exec(absl::StrCat("SET statement_timeout = ", left));
     statement_timeout_ms_ = left;
   } catch (const std::exception& e) {
-    Translate("set statement_timeout", e);
+    // Translate drops a broken connection; the call's own statement then
+    // reconnects or reports the error.
+    Translate("set statement_timeout", e).IgnoreError();
   }
 }
 
