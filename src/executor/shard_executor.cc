@@ -13,11 +13,16 @@ namespace {
 // rather than its own timer.
 constexpr absl::Duration kDeadlineMargin = absl::Milliseconds(20);
 
-// Whether `status` stops the rest of a batch: the shard is unreachable or the
-// time is up, as opposed to a failure of one statement.
+// Whether `status` stops the rest of a batch: the shard is unreachable. (A
+// statement that ran out of time stops only itself: the calls not in it are
+// decided within their own deadlines.)
 bool EndsBatch(const absl::Status& status) {
-  const std::string why = ErrorReason(status);
-  return why == reason::kShardUnavailable || why == reason::kDeadlineExceeded;
+  return ErrorReason(status) == reason::kShardUnavailable;
+}
+
+// Whether `status` says a statement ran out of time.
+bool TimedOut(const absl::Status& status) {
+  return ErrorReason(status) == reason::kDeadlineExceeded;
 }
 
 // Most requests of one group transaction (inv_apply_batch); see RunBatch.
@@ -153,8 +158,12 @@ void ShardExecutor::WorkerLoop(int worker) {
     std::vector<std::shared_ptr<Call>> live;
     for (auto& call : taken) {
       if (!StillWanted(*call)) continue;
-      if (!health_->Reachable(absl::Now())) {
+      const absl::Time now = absl::Now();
+      if (!health_->Reachable(now)) {
         call->Fail(ShardUnavailableError(shard_index_, "not reachable"));
+      } else if (call->deadline() - kDeadlineMargin <= now) {
+        // Too late to start: a grant now could not be answered in time.
+        call->Fail(DeadlineStatus());
       } else {
         live.push_back(call);
       }
@@ -183,16 +192,18 @@ void ShardExecutor::RunBatch(ShardStore& store,
                              std::vector<std::shared_ptr<Call>> batch) {
   std::vector<ReservationOp> ops;
   ops.reserve(batch.size());
-  absl::Time latest = absl::InfinitePast();
+  absl::Time earliest = absl::InfiniteFuture();
   for (const auto& call : batch) {
     ops.push_back(*call->op());
-    latest = std::max(latest, call->deadline());
+    earliest = std::min(earliest, call->deadline());
   }
   if (options_.observe_batch) options_.observe_batch(static_cast<int>(ops.size()));
-  // The statement may run until the last deadline of the batch; calls whose
-  // own deadline comes first are answered by the deadline scan.
-  store.SetCallDeadline(latest);
   if (options_.fast_path) {
+    // The fast path only saves work: it may run until the first deadline of
+    // the batch, and if it cannot finish by then (a product row locked
+    // elsewhere), the group transactions below decide the batch, each
+    // within the deadlines of its own calls.
+    store.SetCallDeadline(earliest);
     // Products whose stock covers all their requests are granted in one
     // plain statement; the rest go on to the group transaction, in order.
     absl::StatusOr<std::vector<std::optional<ReservationRecord>>> granted =
@@ -223,7 +234,8 @@ void ShardExecutor::RunBatch(ShardStore& store,
       for (const auto& call : batch) call->CompleteOp(granted.status());
       return;
     }
-    // Any other failure: the group transaction decides the whole batch.
+    // Any other failure, running out of time included: nothing was applied,
+    // and the group transactions decide the whole batch.
   }
   // The group transaction's cost grows faster than its size (its PL/pgSQL
   // array work): measured with pgbench, one call of 256 reserves took 54 ms
@@ -252,7 +264,7 @@ void ShardExecutor::RunBatch(ShardStore& store,
     store.SetCallDeadline(chunk_latest);
     absl::Status stop = DecideInGroupTransaction(store, calls, chunk);
     if (!stop.ok()) {
-      // Shard unreachable or out of time: so are the chunks after this one.
+      // Shard unreachable: so it is for the chunks after this one.
       for (size_t i = end; i < batch.size(); ++i) batch[i]->CompleteOp(stop);
       return;
     }
@@ -267,18 +279,40 @@ absl::Status ShardExecutor::DecideInGroupTransaction(
   if (!outcomes.ok()) {
     const bool ends = EndsBatch(outcomes.status());
     ReportIfUnavailable(outcomes.status());
-    if (batch.size() > 1 && !ends) {
+    if (batch.size() > 1 && !ends && !TimedOut(outcomes.status())) {
       // Nothing was applied. Decide each request alone, so one request
       // that breaks the statement cannot fail its batch-mates.
-      for (const auto& call : batch) ReportIfUnavailable(call->Run(store));
-      return absl::OkStatus();
+      return DecideOneByOne(store, batch);
     }
+    // Out of time: the statement had until the chunk's last deadline, so
+    // every call of the chunk is past its own.
     for (const auto& call : batch) call->CompleteOp(outcomes.status());
     return ends ? outcomes.status() : absl::OkStatus();
   }
   health_->ReportSuccess();
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->CompleteOp(std::move((*outcomes)[i]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardExecutor::DecideOneByOne(
+    ShardStore& store, const std::vector<std::shared_ptr<Call>>& batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Call& call = *batch[i];
+    // The failed statement took time: skip what was answered or given up
+    // meanwhile, and give each statement only its own call's time.
+    if (!StillWanted(call)) continue;
+    if (call.deadline() - kDeadlineMargin <= absl::Now()) {
+      call.Fail(DeadlineStatus());
+      continue;
+    }
+    store.SetCallDeadline(call.deadline());
+    const absl::Status status = call.Run(store);
+    if (ReportIfUnavailable(status)) {
+      for (size_t j = i + 1; j < batch.size(); ++j) batch[j]->CompleteOp(status);
+      return status;
+    }
   }
   return absl::OkStatus();
 }

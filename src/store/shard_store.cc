@@ -265,9 +265,9 @@ absl::Status ShardStore::EnsureConnected() {
     auto conn =
         std::make_unique<Connection>(ConnInfoWithDefaults(dsn_.ForConnect()));
     pqxx::nontransaction setup(conn->c);
+    const int64_t timeout_ms = TimeoutMs(call_deadline_);
     setup.exec(absl::StrCat(
-        "SET statement_timeout = ",
-        absl::ToInt64Milliseconds(options_.statement_timeout),
+        "SET statement_timeout = ", timeout_ms,
         "; SET lock_timeout = ",
         absl::ToInt64Milliseconds(options_.lock_timeout),
         "; SET idle_in_transaction_session_timeout = 60000"
@@ -301,7 +301,7 @@ absl::Status ShardStore::EnsureConnected() {
     }
     for (const auto& s : kStatements) conn->c.prepare(s.name, s.sql);
     conn_ = std::move(conn);
-    statement_timeout_ms_ = absl::ToInt64Milliseconds(options_.statement_timeout);
+    statement_timeout_ms_ = timeout_ms;
     return absl::OkStatus();
   } catch (const std::exception& e) {
     // libpq's message may echo connection parameters: log it server-side
@@ -329,13 +329,19 @@ absl::Status ShardStore::IdentityMismatch(int recorded_index,
       {{"shard", absl::StrCat(shard_index_)}});
 }
 
-void ShardStore::SetCallDeadline(absl::Time deadline) {
-  if (conn_ == nullptr) return;  // connects with the configured bound
+int64_t ShardStore::TimeoutMs(absl::Time deadline) const {
   constexpr int64_t kStepMs = 250;
   const int64_t cap = absl::ToInt64Milliseconds(options_.statement_timeout);
-  int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-  // Round up to a step, at least one step, at most the configured bound.
-  left = std::min(cap, std::max(kStepMs, (left + kStepMs - 1) / kStepMs * kStepMs));
+  if (deadline == absl::InfiniteFuture()) return cap;
+  const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+  return std::min(cap,
+                  std::max(kStepMs, (left + kStepMs - 1) / kStepMs * kStepMs));
+}
+
+void ShardStore::SetCallDeadline(absl::Time deadline) {
+  call_deadline_ = deadline;
+  if (conn_ == nullptr) return;  // EnsureConnected starts with this bound
+  const int64_t left = TimeoutMs(deadline);
   if (left == statement_timeout_ms_) return;
   try {
     pqxx::nontransaction tx(conn_->c);

@@ -125,7 +125,10 @@ class ExecutorLanesTest
   }
 
   // Fills `lane`: see BlockedLane.
-  void BlockLane(BlockedLane* lane);
+  // `lock_timeout` is the stores' (the blocked reserve must be released
+  // before it runs out).
+  void BlockLane(BlockedLane* lane, bool fast_path = true,
+                 absl::Duration lock_timeout = kCallDeadline);
 
   static std::atomic<int64_t> next_id_;
   // Declared before the executors the tests create: outlives them.
@@ -234,16 +237,19 @@ struct LoggedExecutor {
   std::atomic<int> fast_granted{0};
   std::unique_ptr<ShardExecutor> executor;
 
-  LoggedExecutor(const std::string& shard_dsn, ShardHealth* health) {
+  LoggedExecutor(const std::string& shard_dsn, ShardHealth* health,
+                 bool fast_path, absl::Duration lock_timeout) {
     ShardExecutor::Options options;
     options.connections = 2;
+    options.fast_path = fast_path;
     options.observe_batch = [this](int n) {
       absl::MutexLock lock(&mu);
       sizes.push_back(n);
     };
     options.observe_fast_path = [this](int n) { fast_granted += n; };
     ShardStoreOptions store_options;
-    store_options.lock_timeout = kCallDeadline;
+    store_options.application_name = kApp;
+    store_options.lock_timeout = lock_timeout;
     store_options.statement_timeout = kCallDeadline;
     executor = std::make_unique<ShardExecutor>(
         0,
@@ -288,13 +294,15 @@ int64_t NewStockedProduct(ShardStore& store, std::atomic<int64_t>& next_id,
   return np.product_id;
 }
 
-void ExecutorLanesTest::BlockLane(BlockedLane* lane) {
+void ExecutorLanesTest::BlockLane(BlockedLane* lane, bool fast_path,
+                                  absl::Duration lock_timeout) {
   const int64_t x = MakeProduct();
   lane->raw = std::make_unique<pqxx::connection>(dsn());
   lane->holder = std::make_unique<pqxx::work>(*lane->raw);
   lane->holder->exec(absl::StrCat(
       "SELECT 1 FROM products WHERE product_id = ", x, " FOR UPDATE"));
-  lane->logged = std::make_unique<LoggedExecutor>(dsn(), &health_);
+  lane->logged =
+      std::make_unique<LoggedExecutor>(dsn(), &health_, fast_path, lock_timeout);
   lane->on_x = std::make_shared<Answer<ReserveOutcome>>();
   lane->executor()->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(x),
                              Done(lane->on_x));
@@ -406,6 +414,128 @@ TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {
   auto p = store_->GetProduct(z);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->reserved_quantity, 50);
+}
+
+// A batch whose first 40 requests (more than a group transaction's 32) cannot
+// be decided within their short deadline, since their product's row is
+// locked elsewhere, followed by 3 requests of a free product with time to
+// spare. The 3 are still granted, by a group transaction of their own; the
+// 40 are answered DEADLINE_EXCEEDED. Fails if a statement that ran out of
+// time (the fast path's, or the first group transaction's) ends the whole
+// batch, or if the fast path waits for the batch's last deadline.
+TEST_P(ExecutorLanesTest, TimedOutRequestsDoNotFailTheirBatchMates) {
+  const LanesCase c = GetParam();
+  if (c.batch_connections != 1) {
+    GTEST_SKIP() << "one lane: the case runs once with, once without fast path";
+  }
+  const int64_t a = MakeProduct();
+  const int64_t b = MakeProduct();
+  pqxx::connection raw(dsn());
+  auto holder = std::make_unique<pqxx::work>(raw);
+  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", a,
+                            " FOR UPDATE"));
+  BlockedLane lane;
+  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path));
+  ShardExecutor* executor = lane.executor();
+
+  constexpr int kShort = 40;
+  const absl::Time short_deadline = absl::Now() + absl::Milliseconds(1500);
+  std::vector<std::shared_ptr<Answer<ReserveOutcome>>> to_a, to_b;
+  for (int i = 0; i < kShort; ++i) {
+    to_a.push_back(std::make_shared<Answer<ReserveOutcome>>());
+    executor->SubmitOp(short_deadline,
+                       inventory::testing::ReserveOp(
+                           absl::StrCat("short-", a, "-", i), a, 1),
+                       Done(to_a.back()));
+  }
+  for (int i = 0; i < 3; ++i) {
+    to_b.push_back(std::make_shared<Answer<ReserveOutcome>>());
+    executor->SubmitOp(absl::Now() + kCallDeadline,
+                       inventory::testing::ReserveOp(
+                           absl::StrCat("long-", b, "-", i), b, 1),
+                       Done(to_b.back()));
+  }
+  ASSERT_EQ(executor->queued(), static_cast<size_t>(kShort + 3));
+  lane.Release();
+
+  for (auto& answer : to_b) {
+    ASSERT_TRUE(answer->WaitFor(kCallDeadline));
+    ASSERT_TRUE(answer->result.ok()) << answer->result.status();
+    EXPECT_EQ(answer->result->reservation.product_id, b);
+    EXPECT_LE(answer->time, short_deadline + kPrompt)
+        << "the free product's requests waited for the locked one's";
+  }
+  for (auto& answer : to_a) {
+    ASSERT_TRUE(answer->WaitFor(kCallDeadline));
+    EXPECT_EQ(ErrorReason(answer->result.status()), reason::kDeadlineExceeded)
+        << answer->result.status();
+  }
+  holder->abort();
+  holder.reset();
+  ASSERT_TRUE(lane.on_x->WaitFor(kCallDeadline));
+  EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
+  EXPECT_EQ(lane.logged->Sizes(), (std::vector<int>{1, kShort + 3}));
+  auto pa = store_->GetProduct(a);
+  auto pb = store_->GetProduct(b);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  EXPECT_EQ(pa->reserved_quantity, 0);
+  EXPECT_EQ(pb->reserved_quantity, 3);
+}
+
+// A group transaction that fails (here: a lock wait beyond lock_timeout) is
+// decided again one request at a time, and a request whose caller gave up
+// meanwhile is then answered CANCELLED without running again; its
+// batch-mate is granted. Fails if the one-at-a-time fallback runs calls its
+// callers gave up (that request would wait for the lock again and be
+// answered CONCURRENT_UPDATE).
+TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
+  const LanesCase c = GetParam();
+  if (c.batch_connections != 1 || c.fast_path) {
+    GTEST_SKIP() << "the fallback of the group transaction: one case";
+  }
+  const int64_t a = MakeProduct();
+  const int64_t b = MakeProduct();
+  pqxx::connection raw(dsn());
+  auto holder = std::make_unique<pqxx::work>(raw);
+  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", a,
+                            " FOR UPDATE"));
+  constexpr absl::Duration kLockTimeout = absl::Seconds(1);
+  BlockedLane lane;
+  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, false, kLockTimeout));
+  ShardExecutor* executor = lane.executor();
+
+  auto gave_up = std::make_shared<std::atomic<bool>>(false);
+  auto on_a = std::make_shared<Answer<ReserveOutcome>>();
+  auto on_b = std::make_shared<Answer<ReserveOutcome>>();
+  executor->SubmitOp(
+      absl::Now() + kCallDeadline,
+      inventory::testing::ReserveOp(absl::StrCat("gave-up-", a), a, 1),
+      Done(on_a), [gave_up] { return gave_up->load(); });
+  executor->SubmitOp(
+      absl::Now() + kCallDeadline,
+      inventory::testing::ReserveOp(absl::StrCat("stays-", b), b, 1),
+      Done(on_b));
+  ASSERT_EQ(executor->queued(), 2u);
+  lane.Release();
+  ASSERT_TRUE(lane.on_x->WaitFor(kCallDeadline));
+  // The group transaction of the two waits for A's row; the caller of A's
+  // request gives up meanwhile.
+  ASSERT_TRUE(PollUntil([&] { return LockWaits() == 1; }));
+  gave_up->store(true);
+
+  ASSERT_TRUE(on_b->WaitFor(kCallDeadline));
+  ASSERT_TRUE(on_b->result.ok()) << on_b->result.status();
+  ASSERT_TRUE(on_a->WaitFor(kCallDeadline));
+  EXPECT_EQ(on_a->result.status().code(), absl::StatusCode::kCancelled)
+      << on_a->result.status();
+  holder->abort();
+  holder.reset();
+  EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
+  auto pa = store_->GetProduct(a);
+  auto pb = store_->GetProduct(b);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  EXPECT_EQ(pa->reserved_quantity, 0);
+  EXPECT_EQ(pb->reserved_quantity, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(

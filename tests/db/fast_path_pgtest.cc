@@ -415,6 +415,32 @@ TEST_F(FastPathTest, UnknownProductIsLeftTheOthersGranted) {
   EXPECT_EQ(Outcomes(*rest), std::vector<std::string>{"PRODUCT_NOT_FOUND"});
 }
 
+// A call deadline set before the store has connected bounds the first
+// statement of the connection it opens: a grant blocked on a row lock gives
+// up at the call's deadline, not at the configured 30 s bound. (A worker's
+// first batch used to wait for the configured bound.)
+TEST_F(FastPathTest, CallDeadlineBoundsTheFirstStatementOfANewConnection) {
+  const int64_t locked = MakeProduct(10);
+  pqxx::connection raw(dsn());
+  pqxx::work holder(raw);
+  holder.exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ",
+                           locked, " FOR UPDATE"));
+  ShardStoreOptions options;
+  options.statement_timeout = absl::Seconds(30);
+  options.lock_timeout = absl::Seconds(30);
+  ShardStore fresh(0, Dsn(dsn()), options);
+  const absl::Time start = absl::Now();
+  fresh.SetCallDeadline(start + absl::Milliseconds(500));
+  auto granted = fresh.GrantWholeProducts({ReserveOp(Rid("fresh"), locked, 1)});
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_FALSE(granted.ok());
+  EXPECT_EQ(ErrorReason(granted.status()), reason::kDeadlineExceeded)
+      << granted.status();
+  EXPECT_LT(took, absl::Seconds(5)) << absl::FormatDuration(took);
+  holder.abort();
+  EXPECT_EQ(Product(locked).reserved_quantity, 0);
+}
+
 // A BACKORDER product is granted by the fast path only from stock (nothing
 // backordered); short of stock it is left to the group transaction, which
 // backorders what stock does not cover.

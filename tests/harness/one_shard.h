@@ -42,7 +42,9 @@ class OneShardTest : public Base {
     store_ = std::make_unique<ShardStore>(0, Dsn(dsn()));
   }
   void TearDown() override {
-    if (cluster_ != nullptr) EXPECT_EQ(CounterDrift(dsn()), 0);
+    if (cluster_ != nullptr) {
+      EXPECT_EQ(CounterDrift(dsn()), 0);
+    }
   }
 
   static const std::string& dsn() { return cluster_->dsn(0); }

@@ -206,11 +206,16 @@ class ShardExecutor {
   // Decides `batch` (OpCalls) in one group transaction on `store`.
   void RunBatch(ShardStore& store, std::vector<std::shared_ptr<Call>> batch);
   // Decides `ops` (of `batch`) with one ApplyBatch and answers them. Returns
-  // the error that should stop the rest of the batch (shard unreachable,
-  // out of time), else OK.
+  // the error that should stop the rest of the batch (shard unreachable),
+  // else OK.
   absl::Status DecideInGroupTransaction(
       ShardStore& store, const std::vector<std::shared_ptr<Call>>& batch,
       const std::vector<ReservationOp>& ops);
+  // Decides each call of a failed group transaction alone, in order, within
+  // its own deadline. Returns the error that should stop the rest of the
+  // batch (shard unreachable), else OK.
+  absl::Status DecideOneByOne(ShardStore& store,
+                              const std::vector<std::shared_ptr<Call>>& batch);
   void WorkerLoop(int worker);
   // False for a call no longer worth running: answered already, or its
   // caller gave up (then it is answered CANCELLED here).

@@ -65,7 +65,8 @@ class ShardStore {
   // Bounds the statements of the next call by the time left until
   // `deadline` (statement_timeout, capped by the configured one). Issues a
   // SET only when the bound changes by a step (250 ms), so calls with the
-  // usual deadlines cost no extra round trip.
+  // usual deadlines cost no extra round trip. Not connected yet: the
+  // connection the call opens starts with that bound.
   void SetCallDeadline(absl::Time deadline);
 
   // A trivial round trip.
@@ -187,8 +188,14 @@ class ShardStore {
   ShardStoreOptions options_;
   struct Connection;  // wraps the pqxx connection (pqxx stays in the .cc)
   std::unique_ptr<Connection> conn_;
+  // statement_timeout for a call due at `deadline`: the time left, rounded
+  // up to a 250 ms step, at least one step, at most the configured bound.
+  int64_t TimeoutMs(absl::Time deadline) const;
+
   // The statement_timeout in force on conn_, in ms.
   int64_t statement_timeout_ms_ = 0;
+  // The deadline of the current call (SetCallDeadline); none by default.
+  absl::Time call_deadline_ = absl::InfiniteFuture();
 };
 
 }  // namespace inventory
