@@ -59,6 +59,9 @@ ABSL_FLAG(int, sweep_batch, 500, "holds expired per shard per sweep");
 ABSL_FLAG(absl::Duration, statement_timeout, absl::Seconds(5),
           "server-side bound of one SQL statement");
 ABSL_FLAG(int, max_message_bytes, 1 << 20, "largest request accepted");
+ABSL_FLAG(int, max_concurrent_streams, 256,
+          "calls one client connection may have in progress at once; more "
+          "wait in the client (bounds the memory an overload takes)");
 ABSL_FLAG(absl::Duration, etag_session_window, absl::Seconds(5),
           "AdjustStock: an operator session's own edits this close together "
           "skip the etag check");
@@ -138,6 +141,7 @@ int main(int argc, char** argv) {
   config.sweeper.batch = absl::GetFlag(FLAGS_sweep_batch);
   config.store.statement_timeout = absl::GetFlag(FLAGS_statement_timeout);
   config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  config.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   config.port_file = absl::GetFlag(FLAGS_port_file);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   config.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
@@ -151,12 +155,13 @@ int main(int argc, char** argv) {
       config.sweeper.batch < 1 ||
       config.service.default_deadline <= absl::ZeroDuration() ||
       config.store.statement_timeout <= absl::ZeroDuration() ||
-      config.max_message_bytes < 1024 ||
+      config.max_message_bytes < 1024 || config.max_concurrent_streams < 1 ||
       config.service.session_window < absl::ZeroDuration()) {
     std::cerr << "inventoryd: --default_hold_ttl must be 1s..24h; "
                  "--max_quantity, --shard_connections, --max_batch, "
-                 "--sweep_batch, --default_deadline and --statement_timeout "
-                 "must be positive; --batch_connections 1.."
+                 "--sweep_batch, --max_concurrent_streams, --default_deadline "
+                 "and --statement_timeout must be positive; "
+                 "--batch_connections 1.."
                  "--shard_connections; --max_message_bytes at least 1024\n";
     return 2;
   }

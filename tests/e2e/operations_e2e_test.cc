@@ -184,6 +184,60 @@ TEST_F(OperationsTest, CheckShardsShowsAHungShardWithinItsTimeout) {
   EXPECT_TRUE(resp.shards(2).reachable());
 }
 
+// --max_concurrent_streams bounds the calls one client connection has in
+// progress. With 2, six reserves sent at once on one channel to a hung
+// shard start two at a time on the server (grpc_server_started_total); the
+// others wait in the client, and all six are granted once the shard is
+// back. Fails if the limit is not applied: the server then starts all six.
+TEST_F(OperationsTest, StreamLimitBoundsCallsInProgressPerConnection) {
+  std::string log;
+  auto server = InventorydProcess::Start(
+      cluster_->DsnList(),
+      {"--metrics_listen=127.0.0.1:0", "--max_concurrent_streams=2"}, &log);
+  ASSERT_NE(server, nullptr) << log;
+  const int port = MetricsPort(server->Log());
+  ASSERT_GT(port, 0) << server->Log();
+  auto stub = v1::InventoryService::NewStub(Connect(server->address()));
+  constexpr int64_t kProduct = 777001;  // on shard 1
+  static_assert(kProduct % kShards == 1);
+  ASSERT_TRUE(CreateProduct(*stub, kProduct, 10).ok());
+  const std::string started =
+      "grpc_server_started_total{grpc_method=\"ReserveItem\",grpc_service="
+      "\"inventory.v1.InventoryService\",grpc_type=\"unary\"}";
+  ASSERT_EQ(Sample(HttpGet(port, "/metrics"), started), 0);
+
+  cluster_->Pause(1);
+  struct Resume {
+    ~Resume() {
+      if (cluster != nullptr) cluster->Resume(1);
+    }
+    ShardCluster* cluster;
+  } resume{cluster_};
+  constexpr int kCalls = 6;
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&, i] {
+      statuses[i] =
+          Reserve(*stub, absl::StrCat("streams-", i), kProduct, 1, "c");
+    });
+  }
+  // The first two are stuck on the hung shard; the server has not seen the
+  // other four (and would have by now: a call reaches it in microseconds).
+  absl::SleepFor(absl::Milliseconds(700));
+  EXPECT_EQ(Sample(HttpGet(port, "/metrics"), started), 2);
+  cluster_->Resume(1);
+  resume.cluster = nullptr;
+  for (auto& t : callers) t.join();
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
+  }
+  EXPECT_EQ(Sample(HttpGet(port, "/metrics"), started), kCalls);
+  v1::Product p;
+  ASSERT_TRUE(GetProduct(*stub, kProduct, &p).ok());
+  EXPECT_EQ(p.reserved_quantity(), kCalls);
+}
+
 TEST_F(OperationsTest, JsonLogLinesStayValidForOddInput) {
   std::string log;
   auto server = InventorydProcess::Start(cluster_->DsnList(),
@@ -193,7 +247,7 @@ TEST_F(OperationsTest, JsonLogLinesStayValidForOddInput) {
   ASSERT_TRUE(CreateProduct(*stub, 301, 5).ok());
   Reserve(*stub, "ok-1", 301, 1, "c");
   Reserve(*stub, "quote\"back\\slash\nnewline", 301, 1, "c");
-  Reserve(*stub, std::string("bad\xff\xfeutf8\x01", 12), 301, 1, "c");
+  Reserve(*stub, std::string("bad\xff\xfeutf8\x01", 10), 301, 1, "c");
   Reserve(*stub, "ok-2", 301, 1, std::string("\x7f\x1b[31m", 6));
   server->Signal(SIGTERM);
   ASSERT_EQ(server->WaitExit(absl::Seconds(20)), 0);

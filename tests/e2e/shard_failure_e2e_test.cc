@@ -768,13 +768,15 @@ TEST_F(ShardFailureTest, ServiceKilledMidFlightLosesNothing) {
   ASSERT_NE(b, nullptr);
   auto stub_b = InventoryService::NewStub(Connect(b->address()));
   const int64_t product = ProductOn(3000, 2);
-  constexpr int64_t kStock = 500;
+  constexpr int64_t kStock = 5000;
   ASSERT_TRUE(CreateProduct(*stub_b, product, kStock).ok());
 
   // 16 clients reserve through A with no pause between calls (so calls are
   // in flight when A dies); A is SIGKILLed once 150 are acknowledged. At most
-  // 400 attempts in all, so retrying the unknown ones cannot run out of stock.
-  ReserveLoad load(a->address(), product, "t3-", 16, /*max_attempts=*/400,
+  // 4000 attempts in all, so retrying the unknown ones cannot run out of
+  // stock, and so many that A dies long before the load could end (with 400,
+  // a fast batch lane once served them all before the kill landed).
+  ReserveLoad load(a->address(), product, "t3-", 16, /*max_attempts=*/4000,
                    absl::ZeroDuration(), absl::Seconds(5));
   const bool reached = WaitForStreak(absl::Seconds(5), 1, [&] {
     absl::SleepFor(absl::Milliseconds(1));

@@ -177,6 +177,10 @@ TEST_F(StartupTest, BadFlagsAreUsageErrors) {
                 {"--shard_connections=2", "--batch_connections=3"}, &log),
             2);
   EXPECT_THAT(log, HasSubstr("--batch_connections 1..--shard_connections"));
+  EXPECT_EQ(InventorydProcess::RunToExit(cluster_->DsnList(),
+                                         {"--max_concurrent_streams=0"}, &log),
+            2);
+  EXPECT_THAT(log, HasSubstr("--max_concurrent_streams"));
 }
 
 TEST_F(StartupTest, ReadinessFollowsShardReachability) {

@@ -38,6 +38,9 @@ struct AppConfig {
   ShardExecutor::Options executor;
   ShardStoreOptions store;
   int max_message_bytes = 1 << 20;
+  // Calls one client connection may have in progress at once (HTTP/2
+  // SETTINGS_MAX_CONCURRENT_STREAMS); further calls wait in the client.
+  int max_concurrent_streams = 256;
   // Written with the bound port once serving (for --listen host:0).
   std::string port_file;
   // Prometheus /metrics address ("" = off; port 0 picks one).
