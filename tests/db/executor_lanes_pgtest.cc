@@ -74,6 +74,27 @@ std::function<void(absl::StatusOr<T>)> Done(std::shared_ptr<Answer<T>> a) {
   };
 }
 
+// A product's row locked by another connection's open transaction until
+// Release() (or destruction).
+class HeldRow {
+ public:
+  HeldRow(const std::string& dsn, int64_t product)
+      : conn_(std::make_unique<pqxx::connection>(dsn)),
+        tx_(std::make_unique<pqxx::work>(*conn_)) {
+    tx_->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ",
+                           product, " FOR UPDATE"));
+  }
+  void Release() {
+    if (tx_ == nullptr) return;
+    tx_->abort();
+    tx_.reset();
+  }
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<pqxx::work> tx_;
+};
+
 struct LanesCase {
   int batch_connections;
   bool fast_path;
@@ -142,10 +163,7 @@ TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {
   const int64_t y = MakeProduct();
 
   // Another connection holds X's row.
-  pqxx::connection raw(dsn());
-  auto holder = std::make_unique<pqxx::work>(raw);
-  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", x,
-                            " FOR UPDATE"));
+  HeldRow held(dsn(), x);
 
   ShardExecutor::Options options;
   options.connections = 2;
@@ -206,8 +224,7 @@ TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {
   }
 
   // The lock goes away: both reserves are granted.
-  holder->abort();
-  holder.reset();
+  held.Release();
   ASSERT_TRUE(on_x->WaitFor(kCallDeadline));
   ASSERT_TRUE(on_y->WaitFor(kCallDeadline));
   ASSERT_TRUE(on_x->result.ok()) << on_x->result.status();
@@ -267,19 +284,17 @@ struct LoggedExecutor {
 };
 
 // The shard's only batch lane held: a reserve of a fresh product waits in
-// the database on the product's row, which `holder`'s open transaction has
-// locked. Whatever is submitted meanwhile forms one batch.
+// the database on the product's row, which `held` keeps locked. Whatever is
+// submitted meanwhile forms one batch.
 struct BlockedLane {
-  std::unique_ptr<pqxx::connection> raw;
-  std::unique_ptr<pqxx::work> holder;
+  std::unique_ptr<HeldRow> held;
   std::unique_ptr<LoggedExecutor> logged;
   std::shared_ptr<Answer<ReserveOutcome>> on_x;
 
   ShardExecutor* executor() { return logged->executor.get(); }
   // Lets the blocked reserve go; it is granted.
   void Release() {
-    holder->abort();
-    holder.reset();
+    held->Release();
   }
 };
 
@@ -297,10 +312,7 @@ int64_t NewStockedProduct(ShardStore& store, std::atomic<int64_t>& next_id,
 void ExecutorLanesTest::BlockLane(BlockedLane* lane, bool fast_path,
                                   absl::Duration lock_timeout) {
   const int64_t x = MakeProduct();
-  lane->raw = std::make_unique<pqxx::connection>(dsn());
-  lane->holder = std::make_unique<pqxx::work>(*lane->raw);
-  lane->holder->exec(absl::StrCat(
-      "SELECT 1 FROM products WHERE product_id = ", x, " FOR UPDATE"));
+  lane->held = std::make_unique<HeldRow>(dsn(), x);
   lane->logged =
       std::make_unique<LoggedExecutor>(dsn(), &health_, fast_path, lock_timeout);
   lane->on_x = std::make_shared<Answer<ReserveOutcome>>();
@@ -430,10 +442,7 @@ TEST_P(ExecutorLanesTest, TimedOutRequestsDoNotFailTheirBatchMates) {
   }
   const int64_t a = MakeProduct();
   const int64_t b = MakeProduct();
-  pqxx::connection raw(dsn());
-  auto holder = std::make_unique<pqxx::work>(raw);
-  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", a,
-                            " FOR UPDATE"));
+  HeldRow held(dsn(), a);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path));
   ShardExecutor* executor = lane.executor();
@@ -470,8 +479,7 @@ TEST_P(ExecutorLanesTest, TimedOutRequestsDoNotFailTheirBatchMates) {
     EXPECT_EQ(ErrorReason(answer->result.status()), reason::kDeadlineExceeded)
         << answer->result.status();
   }
-  holder->abort();
-  holder.reset();
+  held.Release();
   ASSERT_TRUE(lane.on_x->WaitFor(kCallDeadline));
   EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
   EXPECT_EQ(lane.logged->Sizes(), (std::vector<int>{1, kShort + 3}));
@@ -495,10 +503,7 @@ TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
   }
   const int64_t a = MakeProduct();
   const int64_t b = MakeProduct();
-  pqxx::connection raw(dsn());
-  auto holder = std::make_unique<pqxx::work>(raw);
-  holder->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ", a,
-                            " FOR UPDATE"));
+  HeldRow held(dsn(), a);
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, false, kLockTimeout));
@@ -528,8 +533,7 @@ TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
   ASSERT_TRUE(on_a->WaitFor(kCallDeadline));
   EXPECT_EQ(on_a->result.status().code(), absl::StatusCode::kCancelled)
       << on_a->result.status();
-  holder->abort();
-  holder.reset();
+  held.Release();
   EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
   auto pa = store_->GetProduct(a);
   auto pb = store_->GetProduct(b);
