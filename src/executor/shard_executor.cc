@@ -248,19 +248,21 @@ void ShardExecutor::RunBatch(ShardStore& store,
     std::vector<ReservationOp> chunk;
     absl::Time chunk_latest = absl::InfinitePast();
     // Time has passed since the batch was taken: leave out the calls the
-    // deadline scan has answered or whose callers gave up, and give the
-    // statement only the time the remaining calls have.
+    // deadline scan has answered or whose callers gave up, answer those
+    // whose deadline is (all but) gone, and give the statement only the time
+    // the remaining calls have.
+    const absl::Time now = absl::Now();
     for (size_t i = begin; i < end; ++i) {
       if (!StillWanted(*batch[i])) continue;
+      if (batch[i]->deadline() - kDeadlineMargin <= now) {
+        batch[i]->Fail(DeadlineStatus());
+        continue;
+      }
       calls.push_back(batch[i]);
       chunk.push_back(ops[i]);
       chunk_latest = std::max(chunk_latest, batch[i]->deadline());
     }
     if (calls.empty()) continue;
-    if (chunk_latest - kDeadlineMargin <= absl::Now()) {
-      for (const auto& call : calls) call->Fail(DeadlineStatus());
-      continue;
-    }
     store.SetCallDeadline(chunk_latest);
     absl::Status stop = DecideInGroupTransaction(store, calls, chunk);
     if (!stop.ok()) {
@@ -284,8 +286,9 @@ absl::Status ShardExecutor::DecideInGroupTransaction(
       // that breaks the statement cannot fail its batch-mates.
       return DecideOneByOne(store, batch);
     }
-    // Out of time: the statement had until the chunk's last deadline, so
-    // every call of the chunk is past its own.
+    // Out of time: the statement had until the chunk's last deadline (or
+    // the --statement_timeout bound, if that came first), so every call of
+    // the chunk is past its own deadline or that bound.
     for (const auto& call : batch) call->CompleteOp(outcomes.status());
     return ends ? outcomes.status() : absl::OkStatus();
   }

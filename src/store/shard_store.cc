@@ -265,9 +265,11 @@ absl::Status ShardStore::EnsureConnected() {
     auto conn =
         std::make_unique<Connection>(ConnInfoWithDefaults(dsn_.ForConnect()));
     pqxx::nontransaction setup(conn->c);
-    const int64_t timeout_ms = TimeoutMs(call_deadline_);
+    // Setting up runs with the configured bound: a lock queue during the
+    // prepares must not make a short call report the shard unreachable.
+    const int64_t bound_ms = TimeoutMs(absl::InfiniteFuture());
     setup.exec(absl::StrCat(
-        "SET statement_timeout = ", timeout_ms,
+        "SET statement_timeout = ", bound_ms,
         "; SET lock_timeout = ",
         absl::ToInt64Milliseconds(options_.lock_timeout),
         "; SET idle_in_transaction_session_timeout = 60000"
@@ -300,6 +302,12 @@ absl::Status ShardStore::EnsureConnected() {
       }
     }
     for (const auto& s : kStatements) conn->c.prepare(s.name, s.sql);
+    // Then the bound of the call this connection was opened for.
+    const int64_t timeout_ms = TimeoutMs(call_deadline_);
+    if (timeout_ms != bound_ms) {
+      pqxx::nontransaction tx(conn->c);
+      tx.exec(absl::StrCat("SET statement_timeout = ", timeout_ms));
+    }
     conn_ = std::move(conn);
     statement_timeout_ms_ = timeout_ms;
     return absl::OkStatus();

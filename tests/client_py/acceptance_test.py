@@ -133,6 +133,12 @@ class Inventoryd:
             [binary, "--listen", "127.0.0.1:0", "--port_file", self.port_file,
              "--log_rpcs=false"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.name = name
+        self.address = None
+
+    def wait_ready(self):
+        """Waits for the bound port (the caller stops the process anyway)."""
+        name = self.name
         until = time.time() + 30
         while time.time() < until:
             if os.path.exists(self.port_file) and os.path.getsize(self.port_file):
@@ -277,7 +283,10 @@ def check_shard_down(pb, api, shards):
             check(api.reserve(f"up-{i}", up).reservation.product_id == up,
                   "the other shard's product was not reserved")
     finally:
-        shards("start-shard", "--shard", "1")
+        try:
+            shards("start-shard", "--shard", "1")
+        except subprocess.CalledProcessError as e:
+            check(False, f"shard down: start-shard failed: {e}")
     wait_served(api, down, 100)
     until = time.time() + 30
     while True:
@@ -368,6 +377,8 @@ def main():
         servers.append(a)
         b = Inventoryd(args.inventoryd, dsns, work, "b")
         servers.append(b)
+        a.wait_ready()
+        b.wait_ready()
         api_a, api_b = Api(pb, a.address), Api(pb, b.address)
         for name, run in [
                 ("race", lambda: check_race(pb, api_a)),
