@@ -81,10 +81,7 @@ void ShardExecutor::Enqueue(std::shared_ptr<Call> call) {
     call->Fail(ShardUnavailableError(shard_index_, "not reachable"));
     return;
   }
-  if (call->deadline() - kDeadlineMargin <= now) {
-    call->Fail(DeadlineStatus());
-    return;
-  }
+  if (FailIfDue(*call, now)) return;
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_ && queue_.size() < options_.max_queue) {
@@ -94,6 +91,12 @@ void ShardExecutor::Enqueue(std::shared_ptr<Call> call) {
     }
   }
   call->Fail(ShardUnavailableError(shard_index_, "overloaded or stopping"));
+}
+
+bool ShardExecutor::FailIfDue(Call& call, absl::Time now) {
+  if (call.deadline() - kDeadlineMargin > now) return false;
+  call.Fail(DeadlineStatus());
+  return true;
 }
 
 bool ShardExecutor::StillWanted(Call& call) {
@@ -161,10 +164,7 @@ void ShardExecutor::WorkerLoop(int worker) {
       const absl::Time now = absl::Now();
       if (!health_->Reachable(now)) {
         call->Fail(ShardUnavailableError(shard_index_, "not reachable"));
-      } else if (call->deadline() - kDeadlineMargin <= now) {
-        // Too late to start: a grant now could not be answered in time.
-        call->Fail(DeadlineStatus());
-      } else {
+      } else if (!FailIfDue(*call, now)) {
         live.push_back(call);
       }
     }
@@ -253,11 +253,7 @@ void ShardExecutor::RunBatch(ShardStore& store,
     // the remaining calls have.
     const absl::Time now = absl::Now();
     for (size_t i = begin; i < end; ++i) {
-      if (!StillWanted(*batch[i])) continue;
-      if (batch[i]->deadline() - kDeadlineMargin <= now) {
-        batch[i]->Fail(DeadlineStatus());
-        continue;
-      }
+      if (!StillWanted(*batch[i]) || FailIfDue(*batch[i], now)) continue;
       calls.push_back(batch[i]);
       chunk.push_back(ops[i]);
       chunk_latest = std::max(chunk_latest, batch[i]->deadline());
@@ -305,11 +301,7 @@ absl::Status ShardExecutor::DecideOneByOne(
     Call& call = *batch[i];
     // The failed statement took time: skip what was answered or given up
     // meanwhile, and give each statement only its own call's time.
-    if (!StillWanted(call)) continue;
-    if (call.deadline() - kDeadlineMargin <= absl::Now()) {
-      call.Fail(DeadlineStatus());
-      continue;
-    }
+    if (!StillWanted(call) || FailIfDue(call, absl::Now())) continue;
     store.SetCallDeadline(call.deadline());
     const absl::Status status = call.Run(store);
     if (ReportIfUnavailable(status)) {

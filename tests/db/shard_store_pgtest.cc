@@ -19,7 +19,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +41,7 @@
 #include "inventory/store/dsn.h"
 #include "inventory/store/migrations.h"
 #include "inventory/store/model.h"
+#include "poll_until.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
@@ -119,16 +119,9 @@ class StartGate {
   int waiting_;
 };
 
-// Polls `condition` every 20 ms until it holds or `timeout` passes.
-bool PollUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time until = absl::Now() + timeout;
-  while (absl::Now() < until) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return condition();
-}
+// Waits here give up after 15 s.
+constexpr absl::Duration kPollTimeout = absl::Seconds(15);
+using ::inventory::testing::PollUntil;
 
 std::string IdList(const std::vector<int64_t>& ids) {
   return absl::StrJoin(ids, ",");
@@ -788,7 +781,7 @@ TEST_F(ShardStorePgTest, CommitAfterExpiryByDatabaseClockExpiresTheHold) {
     return QueryInt(DsnOf(0),
                     absl::StrCat("SELECT count(*) FROM reservations WHERE id = ",
                                  row, " AND expire_time < now()")) == 1;
-  })) << "the database clock never passed expire_time";
+  }, kPollTimeout)) << "the database clock never passed expire_time";
   // No sweep has run: the hold is still PENDING in the table.
   ASSERT_EQ(QueryInt(DsnOf(0),
                      absl::StrCat("SELECT status FROM reservations WHERE id = ",
@@ -854,7 +847,7 @@ TEST_F(ShardStorePgTest, ConcurrentSweepersExpireEveryDueHoldExactlyOnce) {
     return QueryInt(dsn, absl::StrCat("SELECT count(*) FROM reservations "
                                       "WHERE ", mine,
                                       " AND expire_time >= now()")) == 0;
-  })) << "the holds never became due by the database clock";
+  }, kPollTimeout)) << "the holds never became due by the database clock";
 
   StartGate gate(kSweepers);
   std::vector<int> expired(kSweepers, 0);

@@ -5,7 +5,6 @@
 #define INVENTORY_TESTS_HARNESS_ONE_SHARD_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "inventory/common/errors.h"
 #include "inventory/store/shard_store.h"
+#include "poll_until.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
@@ -65,17 +65,6 @@ inline ReservationOp ReserveOp(const std::string& rid, int64_t product,
   op.reserve.customer_id = "cust";
   op.reserve.hold_ttl = absl::Minutes(15);
   return op;
-}
-
-// Polls `condition` every 5 ms until it holds or `timeout` passes.
-inline bool PollUntil(const std::function<bool()>& condition,
-                      absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time until = absl::Now() + timeout;
-  while (absl::Now() < until) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
 }
 
 // The outcome of each answer: "OK", "OK(replayed)" or the ErrorInfo reason.

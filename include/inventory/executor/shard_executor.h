@@ -220,6 +220,10 @@ class ShardExecutor {
   // False for a call no longer worth running: answered already, or its
   // caller gave up (then it is answered CANCELLED here).
   bool StillWanted(Call& call);
+  // Answers DEADLINE_EXCEEDED a call that is within the answer margin of its
+  // deadline at `now` (too late to start: a grant could not be answered in
+  // time); returns whether it did.
+  bool FailIfDue(Call& call, absl::Time now);
   // Marks the shard unreachable if `status` says so; returns whether it did.
   bool ReportIfUnavailable(const absl::Status& status);
   // Whether a worker may take something from the queue now.
