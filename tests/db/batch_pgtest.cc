@@ -31,11 +31,6 @@ class BatchTest : public OneShardTest<::testing::Test> {
     return op;
   }
 
-  static std::vector<std::string> Outcomes(
-      const std::vector<absl::StatusOr<ReserveOutcome>>& answers) {
-    return OutcomeNames(answers);
-  }
-
   // The same ops one at a time (each its own batch).
   std::vector<absl::StatusOr<ReserveOutcome>> OneAtATime(
       const std::vector<ReservationOp>& ops) {
@@ -106,7 +101,7 @@ TEST_F(BatchTest, OneMixedBatchDecidesLikeOneAtATime) {
       "OK(replayed)",  // commit of a PURCHASED one: nothing changed
       "OK(replayed)",  // release of a RELEASED one: nothing changed
   };
-  EXPECT_EQ(Outcomes(*answers), expected);
+  EXPECT_EQ(OutcomeNames(*answers), expected);
   // The out-of-stock answer says how many were left at that point: 0.
   std::string available;
   for (const auto& [k, v] : ErrorMetadataOf((*answers)[1].status())) {
@@ -123,7 +118,7 @@ TEST_F(BatchTest, OneMixedBatchDecidesLikeOneAtATime) {
 
   // The same requests one at a time give the same outcomes.
   std::vector<ReservationOp> again = MixedScenario(single, "s-");
-  EXPECT_EQ(Outcomes(OneAtATime(again)), expected);
+  EXPECT_EQ(OutcomeNames(OneAtATime(again)), expected);
   auto q = store_->GetProduct(single);
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->reserved_quantity, p->reserved_quantity);

@@ -100,11 +100,6 @@ class FastPathTest : public OneShardTest<::testing::Test> {
                                "request_id = '", rid, "'"));
   }
 
-  static std::vector<std::string> Outcomes(
-      const std::vector<absl::StatusOr<ReserveOutcome>>& answers) {
-    return OutcomeNames(answers);
-  }
-
   // Expects `rec` to be the fresh PENDING hold `op` asked for.
   static void ExpectHoldOf(const std::optional<ReservationRecord>& rec,
                            const ReservationOp& op) {
@@ -196,7 +191,7 @@ TEST_F(FastPathTest, ProductShortOfStockIsLeftForTheGroupTransaction) {
   auto rest = store_->ApplyBatch({ops[0], ops[2]});
   ASSERT_TRUE(rest.ok()) << rest.status();
   const std::vector<std::string> expected = {"OK", "OUT_OF_STOCK"};
-  EXPECT_EQ(Outcomes(*rest), expected);
+  EXPECT_EQ(OutcomeNames(*rest), expected);
   EXPECT_EQ(Product(a).reserved_quantity, 3);
 
   // The same requests one at a time, on a twin product: the same answers.
@@ -205,7 +200,7 @@ TEST_F(FastPathTest, ProductShortOfStockIsLeftForTheGroupTransaction) {
   for (int64_t q : {3, 3}) {
     auto r = store_->ApplyBatch({ReserveOp(Rid("short-twin"), twin, q)});
     ASSERT_TRUE(r.ok()) << r.status();
-    alone.push_back(Outcomes(*r).front());
+    alone.push_back(OutcomeNames(*r).front());
   }
   EXPECT_EQ(alone, expected);
   EXPECT_EQ(Product(twin).reserved_quantity, Product(a).reserved_quantity);
@@ -384,8 +379,8 @@ TEST_F(FastPathTest, MixedBatchThroughBothPathsDecidesLikeOneAtATime) {
   }
   const std::vector<std::string> expected = {
       "OK", "OK", "OUT_OF_STOCK", "OK", "OK", "OK", "OK"};
-  EXPECT_EQ(Outcomes(got), expected);
-  EXPECT_EQ(Outcomes(alone), expected);
+  EXPECT_EQ(OutcomeNames(got), expected);
+  EXPECT_EQ(OutcomeNames(alone), expected);
   for (auto [a, b] : {std::pair{batched.p, single.p}, {batched.q, single.q}}) {
     const ProductRecord x = Product(a), y = Product(b);
     EXPECT_EQ(x.reserved_quantity, y.reserved_quantity) << a;
@@ -412,7 +407,7 @@ TEST_F(FastPathTest, UnknownProductIsLeftTheOthersGranted) {
 
   auto rest = store_->ApplyBatch({ops[0]});
   ASSERT_TRUE(rest.ok()) << rest.status();
-  EXPECT_EQ(Outcomes(*rest), std::vector<std::string>{"PRODUCT_NOT_FOUND"});
+  EXPECT_EQ(OutcomeNames(*rest), std::vector<std::string>{"PRODUCT_NOT_FOUND"});
 }
 
 // A call deadline set before the store has connected bounds the first
@@ -576,7 +571,7 @@ TEST_P(FastPathRaceTest, RequestIdTakenMeanwhileGivesUpCleanly) {
   const std::vector<std::string> expected = {
       kind == RaceKind::kSameProduct ? "OK(replayed)" : "REQUEST_ID_CONFLICT",
       "OK"};
-  EXPECT_EQ(Outcomes(*rest), expected);
+  EXPECT_EQ(OutcomeNames(*rest), expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(
