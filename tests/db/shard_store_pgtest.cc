@@ -19,6 +19,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1082,6 +1083,43 @@ TEST_F(ShardStorePgTest, CheckConstraintsGuardTheCountersInTheDatabase) {
 }
 
 // -------------------------------------------------- 8. unreachable shard
+
+// With sequential scans off, the probe's read of the one-row shard_identity
+// and the event trigger's update of inventory_event_seq were costed at 1e10
+// and compiled by LLVM at every execution (8-50 ms of CPU each). The backend
+// of a store that has probed its shard and emitted an event must never have
+// loaded PostgreSQL's JIT provider (llvmjit.so); the shards run on this
+// machine, so the backend's memory map is readable here.
+TEST_F(ShardStorePgTest, ServiceStatementsNeverStartTheJitCompiler) {
+  ShardStoreOptions options;
+  options.application_name = absl::StrCat("jit-probe-", getpid());
+  ShardStore store(0, Dsn(DsnOf(0)), options);
+  ASSERT_OK(store.CheckIdentity(kShards));
+  ASSERT_OK_AND_ASSIGN(p, MakeProduct(store, 1));
+  const int64_t events_before = QueryInt(
+      DsnOf(0), "SELECT last_id FROM inventory_event_seq");
+  // The last unit: OUT_OF_STOCK, written by the products trigger.
+  ASSERT_OK(store.Reserve(Command(p.product_id, 1)).status());
+  ASSERT_OK(store.CheckIdentity(kShards));
+  EXPECT_GT(QueryInt(DsnOf(0), "SELECT last_id FROM inventory_event_seq"),
+            events_before);
+
+  const int64_t pid = QueryInt(
+      DsnOf(0), absl::StrCat("SELECT pid FROM pg_stat_activity "
+                             "WHERE application_name = '",
+                             options.application_name, "'"));
+  std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
+  ASSERT_TRUE(maps.is_open()) << "backend " << pid;
+  std::string line;
+  std::string jit;
+  int lines = 0;
+  while (std::getline(maps, line)) {
+    ++lines;
+    if (jit.empty() && line.find("llvmjit") != std::string::npos) jit = line;
+  }
+  EXPECT_GT(lines, 0);
+  EXPECT_EQ(jit, "") << "backend " << pid << " loaded the JIT provider";
+}
 
 TEST_F(ShardStorePgTest, UnreachableShardIsUnavailableWithoutLeakingTheDsn) {
   // A loopback port that is bound but not listening: connections to it are
