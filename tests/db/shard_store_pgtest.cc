@@ -1084,6 +1084,71 @@ TEST_F(ShardStorePgTest, CheckConstraintsGuardTheCountersInTheDatabase) {
 
 // -------------------------------------------------- 8. unreachable shard
 
+// Listings with and without a product filter are separate statements
+// (generic plans): each shape returns exactly its rows, in id order, and
+// pages after an id.
+TEST_F(ShardStorePgTest, ListingsFilterByProductAndStatusAndPage) {
+  auto store = Store(1);
+  ASSERT_OK_AND_ASSIGN(p, MakeProduct(*store, 10));
+  ASSERT_OK_AND_ASSIGN(other, MakeProduct(*store, 10));
+  std::vector<int64_t> held;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(out, store->Reserve(Command(p.product_id, 1)));
+    held.push_back(out.reservation.row_id);
+  }
+  ASSERT_OK_AND_ASSIGN(o, store->Reserve(Command(other.product_id, 1)));
+  ASSERT_OK(store->Commit(p.product_id, held[0]).status());
+  auto ids = [](const std::vector<ReservationRecord>& rows) {
+    std::vector<int64_t> out;
+    for (const auto& r : rows) out.push_back(r.row_id);
+    return out;
+  };
+  const int pending = static_cast<int>(ReservationStatus::kPending);
+  const int purchased = static_cast<int>(ReservationStatus::kPurchased);
+
+  ASSERT_OK_AND_ASSIGN(of_p, store->ListReservations({p.product_id, 0}, 0, 10));
+  EXPECT_THAT(ids(of_p), ::testing::ElementsAre(held[0], held[1], held[2]));
+  ASSERT_OK_AND_ASSIGN(p_pending,
+                       store->ListReservations({p.product_id, pending}, 0, 10));
+  EXPECT_THAT(ids(p_pending), ::testing::ElementsAre(held[1], held[2]));
+  ASSERT_OK_AND_ASSIGN(p_page,
+                       store->ListReservations({p.product_id, 0}, held[0], 1));
+  EXPECT_THAT(ids(p_page), ::testing::ElementsAre(held[1]));
+
+  // No product filter: every product of the shard from the first hold on.
+  ASSERT_OK_AND_ASSIGN(all, store->ListReservations({0, 0}, held[0] - 1, 100));
+  const std::vector<int64_t> all_ids = ids(all);
+  EXPECT_THAT(all_ids, ::testing::IsSupersetOf(
+                           {held[0], held[1], held[2], o.reservation.row_id}));
+  EXPECT_TRUE(std::is_sorted(all_ids.begin(), all_ids.end()));
+  ASSERT_OK_AND_ASSIGN(bought,
+                       store->ListReservations({0, purchased}, held[0] - 1, 100));
+  for (const auto& r : bought) {
+    EXPECT_EQ(r.status, ReservationStatus::kPurchased);
+  }
+  EXPECT_THAT(ids(bought), ::testing::Contains(held[0]));
+  EXPECT_THAT(ids(bought), Not(::testing::Contains(held[1])));
+
+  // Stock adjustments: of one product, and of every product.
+  AdjustStockCommand adjust;
+  adjust.product_id = p.product_id;
+  adjust.delta = 5;
+  adjust.reason = 1;
+  adjust.actor = "test";
+  ASSERT_OK(store->AdjustStock(adjust).status());
+  adjust.product_id = other.product_id;
+  ASSERT_OK(store->AdjustStock(adjust).status());
+  ASSERT_OK_AND_ASSIGN(adj_p, store->ListStockAdjustments(p.product_id, 0, 10));
+  ASSERT_EQ(adj_p.size(), 1u);
+  EXPECT_EQ(adj_p[0].product_id, p.product_id);
+  EXPECT_EQ(adj_p[0].total_after, 15);
+  ASSERT_OK_AND_ASSIGN(adj_all,
+                       store->ListStockAdjustments(0, adj_p[0].id - 1, 10));
+  ASSERT_GE(adj_all.size(), 2u);
+  EXPECT_EQ(adj_all[0].id, adj_p[0].id);
+  EXPECT_EQ(adj_all[1].product_id, other.product_id);
+}
+
 // With sequential scans off, the probe's read of the one-row shard_identity
 // and the event trigger's update of inventory_event_seq were costed at 1e10
 // and compiled by LLVM at every execution (8-50 ms of CPU each). The backend
