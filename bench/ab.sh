@@ -2,7 +2,7 @@
 # A/B comparison of inventoryd binaries or flags, alternating, on fresh shards.
 #
 #   bench/ab.sh [--scenario hot|uniform|health] [--runs N] [--seconds S]
-#               [--concurrency C] [--no-verify] VARIANT...
+#               [--concurrency C] [--rate R] [--no-verify] VARIANT...
 #
 # A VARIANT is "BINARY" or "BINARY FLAGS..." (one shell word: quote it), e.g.
 #   bench/ab.sh --scenario uniform --runs 3 \
@@ -17,21 +17,24 @@
 # others is mostly the load generator): this VM's throughput drifts by ±20 %
 # between minutes, so alternate and repeat, and read the per-call CPU as much
 # as the throughput. This is how the changes listed in docs/benchmarks.md were
-# measured. --no-verify skips the load generator's invariant check, for
+# measured. --rate R drives the load open loop at R calls/s (as the bench's
+# *-open70 runs do), so the p99 column compares tails at the same rate.
+# --no-verify skips the load generator's invariant check, for
 # experiments that do not keep the books (bench/experiments/).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 LOADGEN=${LOADGEN:-$REPO/build/bench/src/loadgen/inventory-loadgen}
-SCENARIO=uniform RUNS=2 SECONDS_=8 CONC=64 VERIFY=(--verify_sample 200)
+SCENARIO=uniform RUNS=2 SECONDS_=8 CONC=64 VERIFY=(--verify_sample 200) RATE=()
 while (($#)); do
   case $1 in
     --scenario) SCENARIO=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --seconds) SECONDS_=$2; shift 2 ;;
     --concurrency) CONC=$2; shift 2 ;;
+    --rate) RATE=(--rate "$2"); shift 2 ;;
     --no-verify) VERIFY=(--verify=false); shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     --*) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -93,7 +96,8 @@ for ((run = 1; run <= RUNS; run++)); do
     # shellcheck disable=SC2086  # a variant is a binary and its flags
     start $variant
     args=(--target "127.0.0.1:$(cat "$WORK/port")" --scenario "$SCENARIO"
-          --concurrency "$CONC" --duration "${SECONDS_}s" "${VERIFY[@]}")
+          --concurrency "$CONC" --duration "${SECONDS_}s" "${VERIFY[@]}"
+          "${RATE[@]}")
     [[ $SCENARIO == uniform ]] &&
       args+=(--setup=false --product_base 1000000000 --products 100000)
     before=$(ticks | sort); t0=$(date +%s.%N)
