@@ -132,10 +132,11 @@ absl::Status Finalize(LoadOptions* o) {
           "--setup=false needs --product_base (the first id of the existing "
           "products)");
     }
-    // Ids nobody used before: the clock in seconds times 10^7, so runs a
-    // second apart do not collide unless they use 10^7 products.
-    o->product_base =
-        absl::ToUnixSeconds(absl::Now()) * 10'000'000 + 1;
+    // Ids nobody used before: the clock in milliseconds times 10^4, so two
+    // runs collide only if the second starts within products / 10^4 ms of
+    // the first (seconds times 10^7 made two short runs in one second
+    // collide). Bases made by the seconds formula are all older.
+    o->product_base = absl::ToUnixMillis(absl::Now()) * 10'000 + 1;
   }
   if (UsesProducts(o->scenario) &&
       o->product_base > INT64_MAX - o->products) {

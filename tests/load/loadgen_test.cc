@@ -2,6 +2,7 @@
 // histogram, outcome classification, option defaults and the report.
 #include <random>
 
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -140,6 +141,21 @@ TEST(OptionsTest, ScenarioDefaults) {
   EXPECT_EQ(widget.EffectiveDuration(), absl::Seconds(10));
   widget.requests = 5;
   EXPECT_EQ(widget.EffectiveDuration(), absl::Minutes(5));
+}
+
+// ci_load_test runs a last-widget race that can end in a few hundred ms and
+// then a cart run: their derived product ids must not overlap.
+TEST(OptionsTest, RunsMillisecondsApartGetDisjointProducts) {
+  LoadOptions first;
+  first.scenario = Scenario::kLastWidget;
+  first.products = 1000;
+  ASSERT_TRUE(Finalize(&first).ok());
+  absl::SleepFor(absl::Milliseconds(2));
+  LoadOptions second;
+  second.scenario = Scenario::kCart;
+  second.products = 1000;
+  ASSERT_TRUE(Finalize(&second).ok());
+  EXPECT_GE(second.product_base, first.product_base + first.products);
 }
 
 TEST(OptionsTest, RejectsExistingProductsWithoutABase) {
