@@ -37,17 +37,20 @@ done
 
 WORK=$(mktemp -d /tmp/inventory-plancache-XXXXXX)
 chmod 755 "$WORK"
+inv=""
 cleanup() {
+  [[ -n $inv ]] && kill -TERM "$inv" 2>/dev/null && wait "$inv" 2>/dev/null
   "$REPO/deploy/local/shards.sh" destroy --dir "$WORK/shards" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-dsn=$("$REPO/deploy/local/shards.sh" start --dir "$WORK/shards" --count 1 2>/dev/null)
+dsn=$("$REPO/deploy/local/shards.sh" start --dir "$WORK/shards" --count 1 2>"$WORK/shards.log") ||
+  { cat "$WORK/shards.log" >&2; exit 1; }
 [[ $dsn =~ port=([0-9]+) ]] && PORT=${BASH_REMATCH[1]}
 export PGPASSWORD
 PGPASSWORD=$(cat "$WORK/shards/password")
-sql() { psql -X -q -h 127.0.0.1 -p "$PORT" -U inventory -d inventory "$@"; }
+sql() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U inventory -d inventory "$@"; }
 
 # The schema: inventoryd applies its migrations when it first reaches the
 # shard; start it, wait for them, stop it.
@@ -56,11 +59,16 @@ INV=${INVENTORYD:-$REPO/build/bench/src/inventoryd}
 INVENTORY_SHARDS="$dsn" "$INV" --listen 127.0.0.1:0 --port_file "$WORK/port" \
   >"$WORK/inventoryd.log" 2>&1 &
 inv=$!
+migrated=0
 for _ in $(seq 100); do
-  sql -Atc "SELECT count(*) FROM schema_migrations" 2>/dev/null | grep -q '^[1-9]' && break
+  sql -Atc "SELECT count(*) FROM schema_migrations" 2>/dev/null | grep -q '^[1-9]' &&
+    { migrated=1; break; }
+  kill -0 "$inv" 2>/dev/null || break
   sleep 0.2
 done
-kill -TERM "$inv"; wait "$inv" 2>/dev/null || true
+kill -TERM "$inv" 2>/dev/null; wait "$inv" 2>/dev/null || true; inv=""
+((migrated)) || { echo "plan_cache.sh: the schema was not applied:" >&2;
+                  cat "$WORK/inventoryd.log" >&2; exit 1; }
 sql -c "INSERT INTO products (product_id, total_quantity)
           SELECT g, 1000000000 FROM generate_series(1, 25000) g; ANALYZE products;"
 
@@ -128,10 +136,13 @@ EOF
 }
 
 printf '%-18s %5s %18s %13s %12s\n' session rep "us per statement" generic_plans custom_plans
+SESSIONS=("auto 1 auto-small-first" "auto 20 auto-big-first"
+          "force_generic_plan 1 generic")
 for ((rep = 1; rep <= REPS; rep++)); do
-  for v in "auto 1 auto-small-first" "auto 20 auto-big-first" \
-           "force_generic_plan 1 generic"; do
-    read -r mode first name <<<"$v"
+  # Rotate the order: reservations grows, and no session should always
+  # run on the biggest table.
+  for ((k = 0; k < 3; k++)); do
+    read -r mode first name <<<"${SESSIONS[(k + rep - 1) % 3]}"
     script "$mode" "$first" "$name-$rep" >"$WORK/s.sql"
     sql -At -F ' ' -f "$WORK/s.sql" | tail -1 |
       awk -v s="$name" -v r="$rep" '{printf "%-18s %5d %18s %13s %12s\n", s, r, $1, $2, $3}'

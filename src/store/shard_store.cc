@@ -247,6 +247,12 @@ struct AbortWith {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> PreparedStatements() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& s : kStatements) out.emplace_back(s.name, s.sql);
+  return out;
+}
+
 struct ShardStore::Connection {
   explicit Connection(const std::string& conninfo) : c(conninfo) {}
   pqxx::connection c;

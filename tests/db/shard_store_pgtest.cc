@@ -2,7 +2,8 @@
 // PostgreSQL 15 shards started by deploy/local/shards.sh: migrations and the
 // shard identity check, products, the reservation decision and its
 // idempotency, release / commit, expiry by the database clock, concurrent
-// callers, the database's own CHECK guard, and an unreachable shard.
+// callers, the database's own CHECK guard, listings, the plans and settings
+// of the service's sessions, and an unreachable shard.
 //
 // One cluster of two shards serves every test of this binary. Each test uses
 // fresh product ids and request ids, so the tests do not depend on their
@@ -23,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <pqxx/pqxx>
 #include <set>
@@ -1082,7 +1084,7 @@ TEST_F(ShardStorePgTest, CheckConstraintsGuardTheCountersInTheDatabase) {
   EXPECT_EQ(CounterDrift(dsn), 0);
 }
 
-// -------------------------------------------------- 8. unreachable shard
+// ------------------------- 8. listings, plans and session settings
 
 // Listings with and without a product filter are separate statements
 // (generic plans): each shape returns exactly its rows, in id order, and
@@ -1149,13 +1151,76 @@ TEST_F(ShardStorePgTest, ListingsFilterByProductAndStatusAndPage) {
   EXPECT_EQ(adj_all[1].product_id, other.product_id);
 }
 
+// Sessions plan each statement once, for any parameters
+// (plan_cache_mode = force_generic_plan): every statement's generic plan must
+// find its rows by index, and a page of one product's listing must read only
+// that page (no sort of the product's whole history, which for a hot
+// product is millions of rows).
+TEST_F(ShardStorePgTest, GenericPlanOfEveryStatementUsesIndexes) {
+  pqxx::connection c(DsnOf(0));
+  pqxx::nontransaction tx(c);
+  tx.exec("SET enable_seqscan = off; SET jit = off; "
+          "SET plan_cache_mode = force_generic_plan");
+  const auto statements = PreparedStatements();
+  ASSERT_GT(statements.size(), 10u);
+  for (const auto& [name, sql] : statements) {
+    SCOPED_TRACE(name);
+    tx.exec(absl::StrCat("PREPARE ", name, " AS ", sql));
+    const int params =
+        tx.exec1(absl::StrCat("SELECT coalesce(array_length(parameter_types, "
+                              "1), 0) FROM pg_prepared_statements WHERE name = ",
+                              tx.quote(name)))[0]
+            .as<int>();
+    std::vector<std::string> nulls(params, "NULL");
+    std::string plan;
+    for (const auto& row :
+         tx.exec(absl::StrCat("EXPLAIN EXECUTE ", name, "(",
+                              absl::StrJoin(nulls, ", "), ")"))) {
+      absl::StrAppend(&plan, row[0].as<std::string>(), "\n");
+    }
+    EXPECT_THAT(plan, Not(HasSubstr("Seq Scan"))) << plan;
+    if (name == "list_product_reservations" ||
+        name == "list_product_adjustments") {
+      EXPECT_THAT(plan, Not(HasSubstr("Sort"))) << plan;
+    }
+  }
+}
+
+// The memory map of a local backend, as the lines naming PostgreSQL's JIT
+// provider (llvmjit.so); nullopt if the map cannot be read (another user's
+// process without CAP_SYS_PTRACE).
+std::optional<std::string> JitLinesOf(int64_t pid) {
+  std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
+  std::string line;
+  if (!maps.is_open() || !std::getline(maps, line)) return std::nullopt;
+  std::string jit;
+  do {
+    if (line.find("llvmjit") != std::string::npos) jit += line;
+  } while (std::getline(maps, line));
+  return jit;
+}
+
 // With sequential scans off, the probe's read of the one-row shard_identity
 // and the event trigger's update of inventory_event_seq were costed at 1e10
 // and compiled by LLVM at every execution (8-50 ms of CPU each). The backend
 // of a store that has probed its shard and emitted an event must never have
-// loaded PostgreSQL's JIT provider (llvmjit.so); the shards run on this
-// machine, so the backend's memory map is readable here.
+// loaded PostgreSQL's JIT provider. The shards run on this machine, so
+// backends' memory maps can be read here; a control session that forces JIT
+// shows the check can see it.
 TEST_F(ShardStorePgTest, ServiceStatementsNeverStartTheJitCompiler) {
+  {
+    pqxx::connection c(DsnOf(0));
+    pqxx::nontransaction tx(c);
+    tx.exec("SET jit = on; SET jit_above_cost = 0");
+    tx.exec("SELECT sum(product_id) FROM products");
+    const auto control =
+        JitLinesOf(tx.exec1("SELECT pg_backend_pid()")[0].as<int64_t>());
+    if (!control.has_value() || control->empty()) {
+      GTEST_SKIP() << "this machine cannot show a backend's JIT provider "
+                      "(no llvmjit, or the maps of the postgres user's "
+                      "processes are not readable)";
+    }
+  }
   ShardStoreOptions options;
   options.application_name = absl::StrCat("jit-probe-", getpid());
   ShardStore store(0, Dsn(DsnOf(0)), options);
@@ -1173,18 +1238,12 @@ TEST_F(ShardStorePgTest, ServiceStatementsNeverStartTheJitCompiler) {
       DsnOf(0), absl::StrCat("SELECT pid FROM pg_stat_activity "
                              "WHERE application_name = '",
                              options.application_name, "'"));
-  std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
-  ASSERT_TRUE(maps.is_open()) << "backend " << pid;
-  std::string line;
-  std::string jit;
-  int lines = 0;
-  while (std::getline(maps, line)) {
-    ++lines;
-    if (jit.empty() && line.find("llvmjit") != std::string::npos) jit = line;
-  }
-  EXPECT_GT(lines, 0);
-  EXPECT_EQ(jit, "") << "backend " << pid << " loaded the JIT provider";
+  const auto jit = JitLinesOf(pid);
+  ASSERT_TRUE(jit.has_value()) << "backend " << pid;
+  EXPECT_EQ(*jit, "") << "backend " << pid << " loaded the JIT provider";
 }
+
+// -------------------------------------------------- 9. unreachable shard
 
 TEST_F(ShardStorePgTest, UnreachableShardIsUnavailableWithoutLeakingTheDsn) {
   // A loopback port that is bound but not listening: connections to it are

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -197,6 +198,10 @@ class ShardStore {
   // The deadline of the current call (SetCallDeadline); none by default.
   absl::Time call_deadline_ = absl::InfiniteFuture();
 };
+
+// The statements every ShardStore session prepares, as (name, SQL): for
+// tests that check how PostgreSQL plans them.
+std::vector<std::pair<std::string, std::string>> PreparedStatements();
 
 }  // namespace inventory
 
