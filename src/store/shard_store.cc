@@ -21,14 +21,16 @@ namespace {
 constexpr int64_t kBootstrapLockKey = 0x1a7e4e0001;
 
 // Columns of a reservation as every statement returns them.
-#define ADJ_COLS                                                       \
-  "id, product_id, reason, total_before, total_after, actor, session_id, " \
-  "note, inv_us(create_time)"
 #define RES_COLS                                                       \
   "id, product_id, quantity, status, customer_id, request_id, "        \
   "requested_ttl_ms, inv_us(create_time) AS create_us, "               \
   "inv_us(expire_time) AS expire_us, inv_us(update_time) AS update_us, " \
   "backordered_quantity"
+
+// Columns of a stock adjustment as the listings return them.
+#define ADJ_COLS                                                        \
+  "id, product_id, reason, total_before, total_after, actor, session_id, " \
+  "note, inv_us(create_time)"
 
 #define PRODUCT_COLS                                                    \
   "product_id, total_quantity, reserved_quantity, purchased_quantity, " \
