@@ -247,6 +247,32 @@ struct AbortWith {
   absl::Status status;
 };
 
+// How the service's sessions plan their statements (EnsureConnected sets it
+// on every connection; tests check the plans under it).
+constexpr char kPlannerSettings[] =
+    // Every statement of the service finds its rows by index. A plan
+    // PostgreSQL caches while a table is still nearly empty (a new
+    // shard) would otherwise read it sequentially, and keep doing so as
+    // it grows, until the next ANALYZE (measured: one run went from
+    // about 330 us to 2.5 ms of database time per reservation).
+    "SET enable_seqscan = off"
+    // With sequential scans off, a statement whose only plan is one
+    // (the one-row shard_identity and inventory_event_seq tables) is
+    // costed at 1e10, far above jit_above_cost, so PostgreSQL compiled
+    // it with LLVM, inlining included, at every execution: 8-50 ms of
+    // CPU for the shard probe each second and for every event a
+    // reservation emits, under the product's lock (measured, PostgreSQL
+    // 15). No statement of the service is long enough to gain from JIT.
+    "; SET jit = off"
+    // Plan each prepared statement once. In the default mode PostgreSQL
+    // plans the first five executions for their parameters and keeps
+    // doing so when those were cheaper than the generic plan: the fast
+    // path's statement, first run with small batches, was then planned
+    // anew at every batch, about a quarter of a shard's CPU (measured:
+    // bench/plan_cache.sh). Statements are written so that their generic
+    // plans use the indexes.
+    "; SET plan_cache_mode = force_generic_plan";
+
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> PreparedStatements() {
@@ -254,6 +280,8 @@ std::vector<std::pair<std::string, std::string>> PreparedStatements() {
   for (const auto& s : kStatements) out.emplace_back(s.name, s.sql);
   return out;
 }
+
+std::string PlannerSettings() { return kPlannerSettings; }
 
 struct ShardStore::Connection {
   explicit Connection(const std::string& conninfo) : c(conninfo) {}
@@ -294,28 +322,7 @@ absl::Status ShardStore::EnsureConnected() {
         // The reservation decision relies on READ COMMITTED's re-check of
         // the row a blocked UPDATE waited for: never inherit another level.
         "; SET default_transaction_isolation = 'read committed'"
-        // Every statement of the service finds its rows by index. A plan
-        // PostgreSQL caches while a table is still nearly empty (a new
-        // shard) would otherwise read it sequentially, and keep doing so as
-        // it grows, until the next ANALYZE (measured: one run went from
-        // about 330 us to 2.5 ms of database time per reservation).
-        "; SET enable_seqscan = off"
-        // With sequential scans off, a statement whose only plan is one
-        // (the one-row shard_identity and inventory_event_seq tables) is
-        // costed at 1e10, far above jit_above_cost, so PostgreSQL compiled
-        // it with LLVM, inlining included, at every execution: 8-50 ms of
-        // CPU for the shard probe each second and for every event a
-        // reservation emits, under the product's lock (measured, PostgreSQL
-        // 15). No statement of the service is long enough to gain from JIT.
-        "; SET jit = off"
-        // Plan each prepared statement once. In the default mode PostgreSQL
-        // plans the first five executions for their parameters and keeps
-        // doing so when those were cheaper than the generic plan: the fast
-        // path's statement, first run with small batches, was then planned
-        // anew at every batch, about a quarter of a shard's CPU (measured:
-        // bench/plan_cache.sh). Statements are written so that their generic
-        // plans use the indexes.
-        "; SET plan_cache_mode = force_generic_plan"
+        "; ", kPlannerSettings,
         "; SET application_name = ",
         setup.quote(options_.application_name)));
     setup.commit();

@@ -1159,8 +1159,7 @@ TEST_F(ShardStorePgTest, ListingsFilterByProductAndStatusAndPage) {
 TEST_F(ShardStorePgTest, GenericPlanOfEveryStatementUsesIndexes) {
   pqxx::connection c(DsnOf(0));
   pqxx::nontransaction tx(c);
-  tx.exec("SET enable_seqscan = off; SET jit = off; "
-          "SET plan_cache_mode = force_generic_plan");
+  tx.exec(PlannerSettings());
   const auto statements = PreparedStatements();
   ASSERT_GT(statements.size(), 10u);
   for (const auto& [name, sql] : statements) {

@@ -199,9 +199,11 @@ class ShardStore {
   absl::Time call_deadline_ = absl::InfiniteFuture();
 };
 
-// The statements every ShardStore session prepares, as (name, SQL): for
-// tests that check how PostgreSQL plans them.
+// The statements every ShardStore session prepares, as (name, SQL), and the
+// planner settings it runs them under (SET commands): for tests that check
+// how PostgreSQL plans them.
 std::vector<std::pair<std::string, std::string>> PreparedStatements();
+std::string PlannerSettings();
 
 }  // namespace inventory
 
