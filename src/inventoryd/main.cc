@@ -105,6 +105,14 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "inventoryd --shards='host=... dbname=...,host=...' [--listen=...]\n"
       "Inventory reservation service over sharded PostgreSQL.");
+  // Signals are taken by a thread of our own (sigwait), never in a handler;
+  // blocked first, so that every thread started later (the log flusher's
+  // too) inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // Debian's Abseil checks every mutex acquisition for lock-order cycles;
   // that costs on every call and is for debugging builds.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -166,13 +174,6 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are taken by a thread of our own (sigwait), never in a handler.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   inventory::App app(std::move(config));
   if (absl::Status s = app.Start(); !s.ok()) {
     spdlog::critical("inventoryd cannot start: {}", std::string(s.message()));
@@ -189,6 +190,7 @@ int main(int argc, char** argv) {
 
   const int code = app.Wait();
   const bool clean = app.Shutdown();
+  inventory::FlushLogs();
   spdlog::shutdown();
   if (!clean) std::_Exit(code);
   return code;

@@ -3,20 +3,25 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
+#include "inventory/observability/log_sink.h"
 #include "grpc/support/log.h"
 #include "spdlog/pattern_formatter.h"
-#include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace inventory {
 namespace {
 
 std::atomic<bool> g_json{false};
+
+// How much access log may wait in memory, and for how long at most.
+constexpr size_t kAccessLogBufferBytes = 64 * 1024;
+constexpr std::chrono::seconds kAccessLogFlushInterval{1};
 
 const char* const kCodeNames[17] = {
     "OK",           "CANCELLED",          "UNKNOWN",          "INVALID_ARGUMENT",
@@ -160,7 +165,10 @@ absl::Status ConfigureLogging(absl::string_view format,
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown --log_format '", format, "': use text or json"));
   }
-  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  // Access-log lines are written to stderr in bulk (log_sink.h); the
+  // periodic flush bounds how long one waits.
+  auto sink = std::make_shared<BufferedFdSink>(STDERR_FILENO, "rpc",
+                                               kAccessLogBufferBytes);
   auto logger = std::make_shared<spdlog::logger>("inventoryd", sink);
   g_json = format == "json";
   if (g_json) {
@@ -169,6 +177,7 @@ absl::Status ConfigureLogging(absl::string_view format,
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
+  spdlog::flush_every(kAccessLogFlushInterval);
   google::protobuf::SetLogHandler(&ProtobufLog);
   gpr_set_log_function(&GrpcLog);
   RpcLogger()->sinks() = logger->sinks();
@@ -179,6 +188,8 @@ absl::Status ConfigureLogging(absl::string_view format,
   RpcLogger()->set_level(parsed);
   return absl::OkStatus();
 }
+
+void FlushLogs() { spdlog::default_logger()->flush(); }
 
 void LogRpc(const RpcLogRecord& r) {
   auto logger = RpcLogger();

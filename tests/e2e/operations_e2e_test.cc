@@ -22,6 +22,7 @@
 #include "grpc_client.h"
 #include "gtest/gtest.h"
 #include "inventoryd_process.h"
+#include "poll_until.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
@@ -270,6 +271,30 @@ TEST_F(OperationsTest, JsonLogLinesStayValidForOddInput) {
     }
   }
   EXPECT_EQ(rpc_lines, 5);
+}
+
+// Access-log lines are written in bulk (observability/log_sink.h), but a
+// running server still shows each call's line within the flush interval, not
+// only when it stops.
+TEST_F(OperationsTest, AccessLogLineAppearsWhileServing) {
+  std::string log;
+  auto server = InventorydProcess::Start(cluster_->DsnList(), {}, &log);
+  ASSERT_NE(server, nullptr) << log;
+  auto stub = v1::InventoryService::NewStub(Connect(server->address()));
+  ASSERT_TRUE(CreateProduct(*stub, 302, 5).ok());
+  Reserve(*stub, "access-log-1", 302, 1, "c");
+  EXPECT_TRUE(inventory::testing::PollUntil(
+      [&] {
+        return server->Log().find("request_id=access-log-1") !=
+               std::string::npos;
+      },
+      absl::Seconds(5)))
+      << server->Log();
+  // Nothing else is held back: the start-up lines were there at once, and a
+  // stop writes the rest.
+  server->Signal(SIGTERM);
+  ASSERT_EQ(server->WaitExit(absl::Seconds(20)), 0);
+  EXPECT_THAT(server->Log(), HasSubstr("inventoryd stopped"));
 }
 
 TEST_F(OperationsTest, SigtermDuringLoadDrainsAndLosesNothing) {

@@ -17,6 +17,9 @@ namespace inventory {
 absl::Status ConfigureLogging(absl::string_view format,
                               absl::string_view level);
 
+// Writes out the access-log lines still held in memory (before exiting).
+void FlushLogs();
+
 // The contents of a JSON string literal for any bytes: quotes, backslashes
 // and control characters escaped; invalid UTF-8 replaced by U+FFFD.
 std::string JsonEscape(absl::string_view text);
