@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   inventory::App app(std::move(config));
   if (absl::Status s = app.Start(); !s.ok()) {
     spdlog::critical("inventoryd cannot start: {}", std::string(s.message()));
-    spdlog::shutdown();
+    inventory::FlushLogs();
     std::_Exit(1);
   }
   std::thread([&app, signals] {
@@ -190,8 +190,10 @@ int main(int argc, char** argv) {
 
   const int code = app.Wait();
   const bool clean = app.Shutdown();
+  // Everything still held is written, and any later line at once (a thread
+  // left on a hung shard may still log; spdlog::shutdown() would leave it a
+  // null logger).
   inventory::FlushLogs();
-  spdlog::shutdown();
   if (!clean) std::_Exit(code);
   return code;
 }

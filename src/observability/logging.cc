@@ -1,16 +1,17 @@
 #include "inventory/observability/logging.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <ctime>
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
-#include "inventory/observability/log_sink.h"
 #include "grpc/support/log.h"
+#include "inventory/observability/log_sink.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/spdlog.h"
 
@@ -86,6 +87,12 @@ class JsonFormatter final : public spdlog::formatter {
     return std::make_unique<JsonFormatter>();
   }
 };
+
+// The sink every logger writes through (set by ConfigureLogging).
+std::shared_ptr<BufferedFdSink>& Sink() {
+  static auto* sink = new std::shared_ptr<BufferedFdSink>();
+  return *sink;
+}
 
 std::shared_ptr<spdlog::logger> RpcLogger() {
   static std::shared_ptr<spdlog::logger> logger = [] {
@@ -169,6 +176,7 @@ absl::Status ConfigureLogging(absl::string_view format,
   // periodic flush bounds how long one waits.
   auto sink = std::make_shared<BufferedFdSink>(STDERR_FILENO, "rpc",
                                                kAccessLogBufferBytes);
+  Sink() = sink;
   auto logger = std::make_shared<spdlog::logger>("inventoryd", sink);
   g_json = format == "json";
   if (g_json) {
@@ -189,7 +197,9 @@ absl::Status ConfigureLogging(absl::string_view format,
   return absl::OkStatus();
 }
 
-void FlushLogs() { spdlog::default_logger()->flush(); }
+void FlushLogs() {
+  if (Sink() != nullptr) Sink()->WriteThrough();
+}
 
 void LogRpc(const RpcLogRecord& r) {
   auto logger = RpcLogger();

@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -89,6 +91,37 @@ TEST(BufferedFdSinkTest, FullBufferIsWrittenWithoutAFlush) {
   EXPECT_EQ(written, expected.substr(0, written.size()));
   l.rpc->flush();
   EXPECT_EQ(written + pipe.Drain(), expected);
+}
+
+TEST(BufferedFdSinkTest, WriteThroughWritesWhatWaitsAndEveryLaterLine) {
+  Pipe pipe;
+  Loggers l(pipe.write_fd(), 1 << 16);
+  l.rpc->info("rpc before exit");
+  l.sink->WriteThrough();
+  EXPECT_EQ(pipe.Drain(), "rpc before exit\n");
+  l.rpc->info("rpc after");
+  EXPECT_EQ(pipe.Drain(), "rpc after\n");
+}
+
+TEST(BufferedFdSinkTest, FullNonBlockingFdIsWaitedFor) {
+  Pipe pipe;
+  fcntl(pipe.write_fd(), F_SETFL, O_NONBLOCK);
+  // More than the pipe holds (64 KiB by default): the sink must wait for
+  // the reader instead of dropping the rest.
+  Loggers l(pipe.write_fd(), 1 << 20);
+  const std::string line(1000, 'x');
+  for (int i = 0; i < 200; ++i) l.rpc->info(line);
+  std::string read;
+  std::thread reader([&] {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (read.size() < 200 * 1001 && std::chrono::steady_clock::now() < until) {
+      read += pipe.Drain();
+      usleep(1000);
+    }
+  });
+  l.rpc->flush();
+  reader.join();
+  EXPECT_EQ(read.size(), 200u * 1001);
 }
 
 TEST(BufferedFdSinkTest, DestructionWritesWhatWaits) {

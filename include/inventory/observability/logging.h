@@ -17,7 +17,8 @@ namespace inventory {
 absl::Status ConfigureLogging(absl::string_view format,
                               absl::string_view level);
 
-// Writes out the access-log lines still held in memory (before exiting).
+// Writes out the access-log lines still held in memory, and every later line
+// at once (before the process exits).
 void FlushLogs();
 
 // The contents of a JSON string literal for any bytes: quotes, backslashes
