@@ -22,7 +22,8 @@
 #   - the empty gRPC call (grpc.health.v1 Check, inventory-loadgen) at
 #     concurrency 64 (closed loop) and at 8000 calls/s (open loop): calls/s,
 #     p50 / p99, and per call the CPU of inventoryd, of the load generator
-#     and of the whole machine, and the machine's context switches.
+#     and of the whole machine, and the machine's context switches
+#     (inventoryd runs with --log_rpcs=false here: gRPC's own cost).
 # CPU is the whole machine's busy time (/proc/stat: user, nice, system, irq,
 # softirq, steal) over the measured window, divided by the operations done;
 # for the gRPC calls also inventoryd's and the load generator's own CPU

@@ -88,12 +88,6 @@ class JsonFormatter final : public spdlog::formatter {
   }
 };
 
-// The sink every logger writes through (set by ConfigureLogging).
-std::shared_ptr<BufferedFdSink>& Sink() {
-  static auto* sink = new std::shared_ptr<BufferedFdSink>();
-  return *sink;
-}
-
 std::shared_ptr<spdlog::logger> RpcLogger() {
   static std::shared_ptr<spdlog::logger> logger = [] {
     auto l = std::make_shared<spdlog::logger>(
@@ -176,7 +170,6 @@ absl::Status ConfigureLogging(absl::string_view format,
   // periodic flush bounds how long one waits.
   auto sink = std::make_shared<BufferedFdSink>(STDERR_FILENO, "rpc",
                                                kAccessLogBufferBytes);
-  Sink() = sink;
   auto logger = std::make_shared<spdlog::logger>("inventoryd", sink);
   g_json = format == "json";
   if (g_json) {
@@ -198,7 +191,12 @@ absl::Status ConfigureLogging(absl::string_view format,
 }
 
 void FlushLogs() {
-  if (Sink() != nullptr) Sink()->WriteThrough();
+  // The sink ConfigureLogging gave every logger (none before it ran).
+  for (const auto& sink : spdlog::default_logger()->sinks()) {
+    if (auto ours = std::dynamic_pointer_cast<BufferedFdSink>(sink)) {
+      ours->WriteThrough();
+    }
+  }
 }
 
 void LogRpc(const RpcLogRecord& r) {
