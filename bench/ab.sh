@@ -2,7 +2,8 @@
 # A/B comparison of inventoryd binaries or flags, alternating, on fresh shards.
 #
 #   bench/ab.sh [--scenario hot|uniform|health] [--runs N] [--seconds S]
-#               [--concurrency C] [--rate R] [--no-verify] VARIANT...
+#               [--concurrency C] [--rate R] [--no-verify] [--cold-wal]
+#               VARIANT...
 #
 # A VARIANT is "BINARY" or "BINARY FLAGS..." (one shell word: quote it), e.g.
 #   bench/ab.sh --scenario uniform --runs 3 \
@@ -21,11 +22,15 @@
 # *-open70 runs do), so the p99 column compares tails at the same rate.
 # --no-verify skips the load generator's invariant check, for
 # experiments that do not keep the books (bench/experiments/).
+# The shards' WAL segments are made ahead (bench/warm_wal.sh), as in
+# bench/run.sh; --cold-wal leaves them fresh (each new 16 MB segment then
+# stalls the shard's commits while it is zero-filled).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 LOADGEN=${LOADGEN:-$REPO/build/bench/src/loadgen/inventory-loadgen}
 SCENARIO=uniform RUNS=2 SECONDS_=8 CONC=64 VERIFY=(--verify_sample 200) RATE=()
+WARM_WAL=1
 while (($#)); do
   case $1 in
     --scenario) SCENARIO=$2; shift 2 ;;
@@ -34,7 +39,8 @@ while (($#)); do
     --concurrency) CONC=$2; shift 2 ;;
     --rate) RATE=(--rate "$2"); shift 2 ;;
     --no-verify) VERIFY=(--verify=false); shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --cold-wal) WARM_WAL=0; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     --*) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -89,6 +95,7 @@ start() {  # BINARY FLAGS...
         SELECT g, 1000000000 FROM generate_series(1000000000 + $i, 1000099999, 4) g;
         ANALYZE products;"
   done
+  if ((WARM_WAL)); then "$REPO/bench/warm_wal.sh" --dir "$WORK/shards"; fi
 }
 
 for ((run = 1; run <= RUNS; run++)); do

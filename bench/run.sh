@@ -60,6 +60,9 @@ Usage: bench/run.sh [options]
   --before-flags F      flags of the "before" inventoryd (default: one request
                         per transaction: "$BEFORE_DEFAULT"; "" skips it)
   --no-doc              do not write docs/benchmarks.md
+  --cold-wal            leave the fresh shards' WAL as it is (default: make
+                        64 segments ahead on each, bench/warm_wal.sh, as a
+                        shard that has run a while has them)
   --wait-idle S         first wait up to S seconds for other processes to
                         leave the CPUs idle (default 0: measure and note it)
   --timeout S           stop everything after S seconds (default 1200;
@@ -71,7 +74,7 @@ DURATION=10 WARMUP=2 CONC=64 SWEEP=0 SWEEP_DURATION=5 SWEEP_WARMUP=1
 REV="" BUILD_DIR="$REPO/build/bench" INVENTORYD="" LOADGEN="" INV_FLAGS=""
 BEFORE_DEFAULT="--max_batch=1 --fast_path=false --batch_connections=2"
 BEFORE_FLAGS=$BEFORE_DEFAULT
-WRITE_DOC=1 TIMEOUT="" WAIT_IDLE=0
+WRITE_DOC=1 TIMEOUT="" WAIT_IDLE=0 WARM_WAL=1
 while (($#)); do
   case $1 in
     --duration) DURATION=$2; shift 2 ;;
@@ -86,6 +89,7 @@ while (($#)); do
     --inventoryd-flags) INV_FLAGS=$2; shift 2 ;;
     --before-flags) BEFORE_FLAGS=$2; shift 2 ;;
     --no-doc) WRITE_DOC=0; shift ;;
+    --cold-wal) WARM_WAL=0; shift ;;
     --wait-idle) WAIT_IDLE=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -269,6 +273,22 @@ log "loaded $((UNIFORM_PRODUCTS + CART_PRODUCTS + UNIFORM_PRODUCTS / 2 + 2)) pro
 COMMANDS+=("# on each shard i (psql \$DSNi), for the uniform and cart sets:")
 COMMANDS+=("INSERT INTO products (product_id, total_quantity) SELECT g, $STOCK FROM generate_series(BASE + i, BASE + COUNT - 1, $SHARD_COUNT) g;")
 
+# Fresh shards would stall every commit for 10-30 ms at each new 16 MB WAL
+# segment (zero-filled under the WAL write lock); a shard that has been
+# running reuses its old segments instead. Make them ahead, as it has them.
+warm_wal() {
+  ((WARM_WAL)) || return 0
+  local t0=$SECONDS
+  "$BENCH/warm_wal.sh" --dir "$SHARD_DIR"
+  log "WAL segments made ahead on each shard in $((SECONDS - t0)) s (bench/warm_wal.sh)"
+}
+warm_wal
+if ((WARM_WAL)); then
+  COMMANDS+=("bash bench/warm_wal.sh --dir \$DIR   # 64 WAL segments made ahead per shard")
+else
+  COMMANDS+=("# --cold-wal: the shards' WAL segments were not made ahead")
+fi
+
 busy_seconds() {  # busy CPU seconds of the whole machine so far
   awk -v tick="$(getconf CLK_TCK)" '/^cpu /{print ($2+$3+$4+$7+$8+$9)/tick; exit}' /proc/stat
 }
@@ -441,6 +461,7 @@ SQL
   done
   for p in "${pids[@]}"; do wait "$p"; done
   log "generated in $((SECONDS - t0)) s"
+  warm_wal
   sweep_points "$BIG_LABEL" $BIG_BASE $BIG_PRODUCTS $PG_BIG_BASE
 fi
 

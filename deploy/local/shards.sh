@@ -237,6 +237,11 @@ max_connections = 200
 shared_buffers = 128MB
 fsync = $dur
 full_page_writes = $dur
+# Keep up to 1 GB of used WAL segments for reuse at each checkpoint, so that a
+# busy shard does not create and zero-fill a new 16 MB segment (every commit
+# waits for that) every few seconds.
+min_wal_size = 1GB
+max_wal_size = 2GB
 EOF
   ((EUID == 0)) && chown postgres: "$f"
   return 0
