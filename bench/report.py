@@ -285,7 +285,12 @@ def cmd_doc(results, meta, doc, *rest):
         f"- PostgreSQL: {m['postgres']}; gRPC {m['grpc']}; protobuf {m['protobuf']}",
         f"- shards: {m['shards']} local PostgreSQL 15 clusters on this machine, durable "
         "(fsync on, full_page_writes on), shared_buffers 128MB, max_connections "
-        f"{m['max_connections']}; one inventoryd ({m['inventoryd_flags']})",
+        f"{m['max_connections']}; {m.get('wal', 'fresh WAL')}; one inventoryd "
+        f"({m['inventoryd_flags']})",
+        f"- guest halt polling (`guest_halt_poll_ns`, how long an idle virtual CPU "
+        f"polls before it halts): {m.get('halt_poll', 'n/a')}"
+        + (" (this VM's default: a wake-up of an idle CPU exits to the hypervisor)"
+           if m.get('halt_poll') == '0' else ""),
         f"- every process (shards, inventoryd, load generator, pgbench) shares the same "
         f"{m['nproc']} CPUs over loopback",
         f"- background load (other processes, measured over 3 s with the bench idle): "

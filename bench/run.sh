@@ -489,6 +489,8 @@ meta = {
   "shards": $SHARD_COUNT,
   "max_connections": $MAX_CONNECTIONS,
   "inventoryd_flags": "${INV_FLAGS:-default flags}",
+  "wal": "$( ((WARM_WAL)) && echo "64 WAL segments made ahead per shard (bench/warm_wal.sh)" || echo "fresh WAL, no segments made ahead (--cold-wal)")",
+  "halt_poll": "$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo "n/a")",
   "background": "$BACKGROUND", "background_after": "$BACKGROUND_AFTER",
   "concurrency": $CONC, "duration": $DURATION, "warmup": $WARMUP,
   "sweep_duration": $SWEEP_DURATION, "sweep_warmup": $SWEEP_WARMUP,
