@@ -201,6 +201,29 @@ std::string Dsn::Endpoint() const {
   return absl::StrCat(host, ":", port, "/", db);
 }
 
+namespace {
+
+// Whether the text after a comma of --shards starts the next connection
+// string: a URI, a "keyword=" entry, or nothing (a stray comma, an error).
+// Anything else continues the current one: libpq's multi-host lists
+// ("host=a,b port=5432,5433", "postgresql://a:5432,b:5432/db").
+bool StartsNextDsn(absl::string_view after) {
+  after = absl::StripLeadingAsciiWhitespace(after);
+  if (after.empty() || after.front() == ',' || IsUri(after)) return true;
+  size_t i = 0;
+  while (i < after.size() &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(after[i])) ||
+          after[i] == '_')) {
+    ++i;
+  }
+  if (i == 0) return false;
+  after.remove_prefix(i);
+  after = absl::StripLeadingAsciiWhitespace(after);
+  return !after.empty() && after.front() == '=';
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<Dsn>> ParseDsnList(absl::string_view list) {
   std::vector<Dsn> out;
   if (absl::StripAsciiWhitespace(list).empty()) {
@@ -208,8 +231,34 @@ absl::StatusOr<std::vector<Dsn>> ParseDsnList(absl::string_view list) {
         "--shards is empty: give one libpq connection string per shard, "
         "separated by commas");
   }
+  // In keyword form a value that starts with a quote runs to the closing
+  // quote (backslash escapes), as libpq reads it: its commas never separate.
+  // Other commas separate only where the next string starts.
+  std::vector<absl::string_view> parts;
+  size_t start = 0;
+  bool quoted = false;
+  char last = '\0';  // the last character outside white space
+  for (size_t i = 0; i < list.size(); ++i) {
+    const char c = list[i];
+    if (quoted) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '\'') {
+        quoted = false;
+      }
+    } else if (c == '\'' && last == '=' &&
+               !IsUri(absl::StripLeadingAsciiWhitespace(
+                   list.substr(start, i - start)))) {
+      quoted = true;
+    } else if (c == ',' && StartsNextDsn(list.substr(i + 1))) {
+      parts.push_back(list.substr(start, i - start));
+      start = i + 1;
+    }
+    if (!IsSpace(c)) last = c;
+  }
+  parts.push_back(list.substr(start));
   int index = 0;
-  for (absl::string_view part : absl::StrSplit(list, ',')) {
+  for (absl::string_view part : parts) {
     absl::string_view trimmed = absl::StripAsciiWhitespace(part);
     if (trimmed.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(

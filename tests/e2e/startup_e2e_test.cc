@@ -3,6 +3,7 @@
 // of the wrong length.
 #include <csignal>
 
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpc_client.h"
@@ -90,6 +91,29 @@ TEST_F(StartupTest, ServesHealthAndReflection) {
                              "inventory.v1.InventoryService.ReserveItem"));
   // The log names the shards with their password redacted.
   EXPECT_THAT(server->Log(), HasSubstr("password=***"));
+}
+
+TEST_F(StartupTest, MultiHostShardStringIsOneShard) {
+  // Each shard's string lists two hosts, the first refusing connections
+  // (port 1): libpq falls through to the second, and the commas of the
+  // host and port lists do not split the shard list (it still has 3).
+  std::vector<std::string> dsns;
+  for (std::string dsn : cluster_->dsns()) {
+    const size_t at = dsn.find("port=");
+    ASSERT_NE(at, std::string::npos) << "no port in the shard's DSN";
+    dsn.insert(at + 5, "1,");
+    const size_t host = dsn.find("host=");
+    ASSERT_NE(host, std::string::npos);
+    const size_t end = dsn.find(' ', host);
+    const std::string name = dsn.substr(host + 5, end - host - 5);
+    dsn.insert(end, "," + name);
+    dsns.push_back(dsn);
+  }
+  ASSERT_THAT(dsns[0], HasSubstr("port=1,"));
+  std::string log;
+  auto server = InventorydProcess::Start(absl::StrJoin(dsns, ", "), {}, &log);
+  ASSERT_NE(server, nullptr) << log;
+  EXPECT_EQ(HealthStatus(Connect(server->address()), ""), kServing);
 }
 
 TEST_F(StartupTest, LogNeverShowsThePassword) {

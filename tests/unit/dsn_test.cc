@@ -3,7 +3,8 @@
 // case, any position) and in URI form (user info and ?password= parameter)
 // and never lets the secret through; Endpoint() gives host:port/dbname for
 // both forms; ParseDsnList() splits the --shards flag, trims entries and
-// rejects empty lists and stray commas. The Redacted() cases marked "checked
+// rejects empty lists and stray commas, and keeps multi-host strings and
+// quoted values whole. The Redacted() cases marked "checked
 // against libpq" are conninfo strings whose password libpq reads differently
 // from a naive split on blanks (escapes, tabs, malformed entries, encoded
 // keywords); the password must stay hidden in those too.
@@ -319,6 +320,53 @@ TEST(ParseDsnListTest, ThreeEntriesTrimmedInOrder) {
   EXPECT_EQ((*dsns)[0].Endpoint(), "a:5432/x");
   EXPECT_EQ((*dsns)[1].Endpoint(), "b:5432/y");
   EXPECT_EQ((*dsns)[2].Endpoint(), "c/z");
+}
+
+TEST(ParseDsnListTest, MultiHostKeywordFormStaysOneShard) {
+  absl::StatusOr<std::vector<Dsn>> dsns = ParseDsnList(
+      "host=a,b port=5432,5433 dbname=x target_session_attrs=read-write, "
+      "host=c dbname=y");
+  ASSERT_TRUE(dsns.ok()) << dsns.status();
+  ASSERT_EQ(dsns->size(), 2u);
+  EXPECT_EQ((*dsns)[0].ForConnect(),
+            "host=a,b port=5432,5433 dbname=x target_session_attrs=read-write");
+  EXPECT_EQ((*dsns)[1].ForConnect(), "host=c dbname=y");
+  EXPECT_EQ((*dsns)[0].Endpoint(), "a,b:5432,5433/x");
+}
+
+TEST(ParseDsnListTest, MultiHostUriStaysOneShard) {
+  absl::StatusOr<std::vector<Dsn>> dsns = ParseDsnList(
+      "postgresql://u:pw@a:5432,b:5433/x?target_session_attrs=read-write,"
+      "postgres://c/z,host=d");
+  ASSERT_TRUE(dsns.ok()) << dsns.status();
+  ASSERT_EQ(dsns->size(), 3u);
+  EXPECT_EQ((*dsns)[0].ForConnect(),
+            "postgresql://u:pw@a:5432,b:5433/x?target_session_attrs=read-write");
+  EXPECT_EQ((*dsns)[1].ForConnect(), "postgres://c/z");
+  EXPECT_EQ((*dsns)[2].ForConnect(), "host=d");
+  EXPECT_FALSE(absl::StrContains((*dsns)[0].Redacted(), "pw"));
+}
+
+TEST(ParseDsnListTest, CommaInQuotedValueDoesNotSeparate) {
+  absl::StatusOr<std::vector<Dsn>> dsns = ParseDsnList(
+      "host=a options = '-c search_path=s,statement_timeout=5',"
+      "host=b password='x\\',host=q',host=c");
+  ASSERT_TRUE(dsns.ok()) << dsns.status();
+  ASSERT_EQ(dsns->size(), 3u);
+  EXPECT_EQ((*dsns)[0].ForConnect(),
+            "host=a options = '-c search_path=s,statement_timeout=5'");
+  EXPECT_EQ((*dsns)[1].ForConnect(), "host=b password='x\\',host=q'");
+  EXPECT_EQ((*dsns)[2].ForConnect(), "host=c");
+  EXPECT_FALSE(absl::StrContains((*dsns)[1].Redacted(), "host=q"));
+}
+
+TEST(ParseDsnListTest, QuoteInsideUnquotedValueIsLiteral) {
+  // libpq reads a quote only at the start of a value.
+  absl::StatusOr<std::vector<Dsn>> dsns =
+      ParseDsnList("host=a user=o'brien,host=b");
+  ASSERT_TRUE(dsns.ok()) << dsns.status();
+  ASSERT_EQ(dsns->size(), 2u);
+  EXPECT_EQ((*dsns)[0].ForConnect(), "host=a user=o'brien");
 }
 
 }  // namespace

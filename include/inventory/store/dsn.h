@@ -29,8 +29,10 @@ class Dsn {
   std::string conninfo_;
 };
 
-// Splits a comma-separated list of DSNs (the --shards flag). Empty entries
-// are an error.
+// Splits a comma-separated list of DSNs (the --shards flag). A comma
+// separates only where a new string starts (a "keyword=" entry or a URI), so
+// libpq's multi-host lists ("host=a,b port=5432,5433", "postgresql://a,b/db")
+// and quoted values stay whole. Empty entries are an error.
 absl::StatusOr<std::vector<Dsn>> ParseDsnList(absl::string_view list);
 
 }  // namespace inventory
