@@ -7,7 +7,7 @@
 # Why: a new cluster has one 16 MB WAL segment. Each time a shard's WAL fills
 # one, PostgreSQL creates the next file and writes 16 MB of zeros into it and
 # syncs it, holding the WAL write lock: every commit on that shard waits, here
-# 10-30 ms (the hot scenario fills a segment every 2-3 s). A shard that has
+# 60-90 ms (the hot scenario fills a segment every 1-3 s). A shard that has
 # run through a checkpoint renames its old segments for reuse instead (as many
 # as min_wal_size allows; deploy/local/shards.sh sets 1 GB), and never waits
 # for a zero-fill. This script writes N segments' worth of switches on each
@@ -21,8 +21,10 @@ set -euo pipefail
 DIR="" SEGMENTS=64
 while (($#)); do
   case $1 in
-    --dir) DIR=$2; shift 2 ;;
-    --segments) SEGMENTS=$2; shift 2 ;;
+    --dir|--segments)
+      (($# >= 2)) || { echo "warm_wal.sh: $1 needs a value" >&2; exit 2; }
+      if [[ $1 == --dir ]]; then DIR=$2; else SEGMENTS=$2; fi
+      shift 2 ;;
     -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "warm_wal.sh: unknown argument $1" >&2; exit 2 ;;
   esac

@@ -24,6 +24,7 @@ expect_rc() {  # RC COMMAND...
 expect_rc 2 "$WARM"
 expect_rc 2 "$WARM" --dir "$WORK" --segments many
 expect_rc 2 "$WARM" --dir "$WORK" --bogus
+expect_rc 2 "$WARM" --dir
 expect_rc 1 "$WARM" --dir "$WORK"        # no shards here
 
 "$SHARDS" start --dir "$WORK/shards" --count 1 >/dev/null
