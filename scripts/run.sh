@@ -67,7 +67,10 @@ How to call it (grpcurl-style; grpcurl is not packaged by Debian, any gRPC clien
   grpcurl \$P -d '{"request_id": "req-1", "product_id": 42, "quantity": 1, "customer_id": "cust-1"}' \\
       $LISTEN inventory.v1.InventoryService/ReserveItem
   grpcurl \$P -d '{"product_id": 42}' $LISTEN inventory.v1.InventoryService/GetProduct
-Python alternative: python3-grpcio is installed; generate stubs from proto/ with grpc_tools.protoc.
+Python alternative (Debian's /usr/bin/python3 has python3-grpcio): generate the messages with
+  protoc -Iproto --python_out=OUT inventory/v1/inventory.proto google/rpc/*.proto
+  and call with channel.unary_unary('/inventory.v1.InventoryService/ReserveItem', ...),
+  as tests/client_py/acceptance_test.py does (grpc_tools is not installed).
 Shards: bash deploy/local/shards.sh status --dir '$DATA'
 Stop: Ctrl-C (stops the shards too; --keep-shards leaves them running).
 
