@@ -82,7 +82,7 @@ printf 'threads on one CPU:    '; taskset -c 0 "$WORK/handoff"
 if [[ -w $HALT_POLL && $(cat "$HALT_POLL") == 0 ]]; then
   HALT_POLL_SAVED=0
   echo 200000 >"$HALT_POLL"
-  printf 'both CPUs, idle CPUs polling 200 us before halting: '; "$WORK/handoff"
+  printf 'both CPUs, idle CPUs polling up to 200 us before halting: '; "$WORK/handoff"
   echo 0 >"$HALT_POLL"
   HALT_POLL_SAVED=""
 fi

@@ -21,8 +21,10 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 SECS=10 ROUNDS=3
 while (($#)); do
   case $1 in
-    --seconds) SECS=$2; shift 2 ;;
-    --rounds) ROUNDS=$2; shift 2 ;;
+    --seconds|--rounds)
+      (($# >= 2)) || { echo "wal_stall.sh: $1 needs a value" >&2; exit 2; }
+      if [[ $1 == --seconds ]]; then SECS=$2; else ROUNDS=$2; fi
+      shift 2 ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "wal_stall.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -34,7 +36,7 @@ done
 WORK=$(mktemp -d /tmp/inventory-walstall-XXXXXX)
 chmod 755 "$WORK"
 cleanup() {
-  [[ -n ${KEEP:-} ]] && { echo "wal_stall.sh: kept $WORK" >&2; return 0; }
+  [[ ${KEEP:-0} == 1 ]] && { echo "wal_stall.sh: kept $WORK" >&2; return 0; }
   local d
   for d in fresh warmed; do
     "$REPO/deploy/local/shards.sh" destroy --dir "$WORK/$d" >/dev/null 2>&1 || true
@@ -43,10 +45,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for v in $(compgen -e | grep '^PG' || true); do unset "$v"; done
 echo "INSERT INTO wal_probe (pad) SELECT repeat('x', 900);" >"$WORK/insert.sql"
 export PGPASSWORD
 for d in fresh warmed; do
-  "$REPO/deploy/local/shards.sh" start --dir "$WORK/$d" --count 1 >/dev/null 2>&1
+  "$REPO/deploy/local/shards.sh" start --dir "$WORK/$d" --count 1 >/dev/null 2>"$WORK/$d.log" ||
+    { echo "wal_stall.sh: could not start the $d shard:" >&2; cat "$WORK/$d.log" >&2; exit 1; }
   PGPASSWORD=$(cat "$WORK/$d/password")
   psql -X -q -h 127.0.0.1 -p "$(cat "$WORK/$d/shard-0/port")" -U inventory -d inventory \
     -c "CREATE TABLE wal_probe (id bigserial PRIMARY KEY, pad text)"

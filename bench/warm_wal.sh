@@ -25,21 +25,26 @@ while (($#)); do
       (($# >= 2)) || { echo "warm_wal.sh: $1 needs a value" >&2; exit 2; }
       if [[ $1 == --dir ]]; then DIR=$2; else SEGMENTS=$2; fi
       shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "warm_wal.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ -n $DIR ]] || { echo "warm_wal.sh: --dir is required" >&2; exit 2; }
-[[ $SEGMENTS =~ ^[0-9]+$ ]] || { echo "warm_wal.sh: --segments must be a whole number" >&2; exit 2; }
+[[ $SEGMENTS =~ ^[1-9][0-9]*$ ]] || { echo "warm_wal.sh: --segments must be a whole number from 1 (no leading zero)" >&2; exit 2; }
 [[ -s $DIR/count && -s $DIR/superuser-password ]] ||
   { echo "warm_wal.sh: $DIR is not a shards folder (deploy/local/shards.sh)" >&2; exit 1; }
+
+# libpq settings of the caller's environment would change where and how psql
+# connects (as in deploy/local/shards.sh).
+for v in $(compgen -e | grep '^PG' || true); do unset "$v"; done
 
 warm_one() {  # I
   local port sql i
   port=$(cat "$DIR/shard-$1/port")
   # Each switch needs a WAL record since the previous one; a logical message
-  # is the cheapest record there is.
-  sql=$(for ((i = 0; i <= SEGMENTS; i++)); do
+  # is the cheapest record there is. N switches leave N used segments, which
+  # the checkpoint renames into N segments ahead of the current one.
+  sql=$(for ((i = 0; i < SEGMENTS; i++)); do
           echo "SELECT pg_logical_emit_message(false, 'warm_wal', '');"
           echo "SELECT pg_switch_wal();"
         done; echo "CHECKPOINT;")
