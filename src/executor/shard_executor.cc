@@ -314,18 +314,23 @@ absl::Status ShardExecutor::DecideOneByOne(
 
 void ShardExecutor::DeadlineLoop() {
   while (true) {
-    std::vector<std::shared_ptr<Call>> expired;
-    // A shard found unreachable (down or hung) answers everything waiting
-    // for it now rather than at each call's deadline.
-    const bool unreachable = !health_->Reachable(absl::Now());
+    std::vector<std::shared_ptr<Call>> queued;   // never handed to the store
+    std::vector<std::shared_ptr<Call>> running;  // their statement may be sent
+    bool unreachable = false;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_ && live_workers_ == 0) return;
-      const absl::Time limit = absl::Now() + kDeadlineMargin;
+      // A shard found unreachable (down or hung) answers everything waiting
+      // for it now rather than at each call's deadline. Read under the lock:
+      // a call queued after the shard came back (Enqueue checks before it
+      // locks) is then never answered from an older reading.
+      const absl::Time now = absl::Now();
+      unreachable = !health_->Reachable(now);
+      const absl::Time limit = now + kDeadlineMargin;
       for (auto it = queue_.begin(); it != queue_.end();) {
         if (unreachable || (*it)->deadline() <= limit || (*it)->answered()) {
           if ((*it)->op() != nullptr) --queued_ops_;
-          expired.push_back(std::move(*it));
+          queued.push_back(std::move(*it));
           it = queue_.erase(it);
         } else {
           ++it;
@@ -334,14 +339,29 @@ void ShardExecutor::DeadlineLoop() {
       for (const auto& calls : running_) {
         for (const auto& c : calls) {
           if (!c->answered() && (unreachable || c->deadline() <= limit)) {
-            expired.push_back(c);
+            running.push_back(c);
           }
         }
       }
     }
-    if (!expired.empty()) {
-      absl::Status status = DeadlineStatus();
-      for (auto& c : expired) c->Fail(status);
+    if (!queued.empty()) {
+      const absl::Status status =
+          unreachable ? ShardUnavailableError(shard_index_, "not reachable")
+                      : DeadlineStatus();
+      for (auto& c : queued) c->Fail(status);
+    }
+    if (!running.empty()) {
+      // The worker may have sent the call's statement already, and the shard
+      // may still apply it: the caller must not read this as "not done".
+      const absl::Status status =
+          unreachable
+              ? ShardUnavailableError(
+                    shard_index_,
+                    "not reachable while the call was in progress, so its "
+                    "outcome is unknown (a retry with the same request_id "
+                    "or GetReservation tells)")
+              : DeadlineStatus();
+      for (auto& c : running) c->Fail(status);
     }
     absl::SleepFor(options_.deadline_scan);
   }

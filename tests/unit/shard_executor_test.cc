@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -357,6 +358,14 @@ void ExpectWaitingCallsFailFast(ShardExecutor& executor, ShardHealth& health,
       << "callers waited for their deadline on a shard known to be down";
   ExpectShardUnavailable(running->result.status());
   ExpectShardUnavailable(queued->result.status());
+  // The running call's statement may have reached the shard: its answer
+  // must not read as "not done". The queued one never left the service.
+  EXPECT_TRUE(absl::StrContains(running->result.status().message(),
+                                 "outcome is unknown"))
+      << running->result.status();
+  EXPECT_FALSE(absl::StrContains(queued->result.status().message(),
+                                  "outcome is unknown"))
+      << queued->result.status();
 
   gate.Open();
   ASSERT_TRUE(Eventually([&] { return executor.busy() == 0; }));
