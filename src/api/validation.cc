@@ -1,6 +1,7 @@
 #include "inventory/api/validation.h"
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "inventory/common/errors.h"
 
@@ -222,11 +223,16 @@ absl::StatusOr<AdjustStockCommand> ValidateAdjustStock(
   if (request.etag().size() > 64) {
     bad.push_back({"etag", "is not an etag this service issued"});
   }
+  // PostgreSQL text cannot hold a NUL byte (it would be cut there).
   if (request.session_id().size() > 128) {
     bad.push_back({"session_id", "must be at most 128 bytes"});
+  } else if (absl::StrContains(request.session_id(), '\0')) {
+    bad.push_back({"session_id", "must not contain a NUL byte"});
   }
   if (request.note().size() > 512) {
     bad.push_back({"note", "must be at most 512 bytes"});
+  } else if (absl::StrContains(request.note(), '\0')) {
+    bad.push_back({"note", "must not contain a NUL byte"});
   }
   if (!bad.empty()) return InvalidArgumentError(std::move(bad));
   c.product_id = request.product_id();
@@ -236,6 +242,7 @@ absl::StatusOr<AdjustStockCommand> ValidateAdjustStock(
   c.actor = std::move(actor);
   c.note = request.note();
   c.session_window = session_window;
+  c.max_total = limits.max_total_quantity;
   return c;
 }
 

@@ -943,8 +943,19 @@ absl::StatusOr<ProductRecord> ShardStore::AdjustStock(
         !own_recent_edit) {
       return EtagMismatch(p, c.etag);
     }
+    // Both terms are within the total limit (validation and this check), so
+    // the sum cannot overflow.
     const int64_t total =
         c.delta.has_value() ? p.total_quantity + *c.delta : *c.new_total;
+    if (total > c.max_total) {
+      return MakeError(
+          absl::StatusCode::kFailedPrecondition, reason::kStockAboveLimit,
+          absl::StrCat("product ", p.product_id, ": a total of ", total,
+                       " is above the limit of ", c.max_total),
+          {{"productId", absl::StrCat(p.product_id)},
+           {"requestedTotal", absl::StrCat(total)},
+           {"maxTotal", absl::StrCat(c.max_total)}});
+    }
     if (total < 0) {
       return BelowCommitted(p, total, "the total would fall below zero");
     }

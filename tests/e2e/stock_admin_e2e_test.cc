@@ -197,6 +197,25 @@ TEST_F(StockAdminTest, StrictTotalCannotFallBelowWhatIsHeldOrSold) {
   EXPECT_EQ(Product(id).available_quantity(), 0);
 }
 
+TEST_F(StockAdminTest, TotalCannotRiseAboveTheLimit) {
+  constexpr int64_t kMax = int64_t{1} << 50;  // the largest total (api.md)
+  const int64_t id = NewProductId();
+  ASSERT_TRUE(CreateProduct(*stub_, id, kMax - 1).ok());
+  ASSERT_TRUE(Adjust(id, 1, std::nullopt, "", "").ok());  // exactly the limit
+  const std::string etag = Product(id).etag();
+  grpc::Status s = Adjust(id, 1, std::nullopt, "", "");
+  ExpectError(s, grpc::StatusCode::FAILED_PRECONDITION, "STOCK_ABOVE_LIMIT");
+  EXPECT_EQ(Meta(s, "requestedTotal"), absl::StrCat(kMax + 1));
+  EXPECT_EQ(Meta(s, "maxTotal"), absl::StrCat(kMax));
+  // The largest delta, again and again: refused every time, never wrapping.
+  for (int i = 0; i < 3; ++i) {
+    ExpectError(Adjust(id, kMax, std::nullopt, "", ""),
+                grpc::StatusCode::FAILED_PRECONDITION, "STOCK_ABOVE_LIMIT");
+  }
+  EXPECT_EQ(Product(id).total_quantity(), kMax);
+  EXPECT_EQ(Product(id).etag(), etag) << "a refused adjustment changed the row";
+}
+
 TEST_F(StockAdminTest, BadAdjustmentsAreRejected) {
   const int64_t id = NewProductId();
   ASSERT_TRUE(CreateProduct(*stub_, id, 10).ok());
@@ -224,6 +243,15 @@ TEST_F(StockAdminTest, BadAdjustmentsAreRejected) {
   ExpectError(call(req), grpc::StatusCode::INVALID_ARGUMENT,
               "INVALID_ARGUMENT");
   req.set_reason(v1::STOCK_ADJUSTMENT_REASON_RESTOCK);
+  // PostgreSQL text cannot hold a NUL byte: it would be cut there.
+  req.set_note(std::string("ab\0cd", 5));
+  ExpectError(call(req), grpc::StatusCode::INVALID_ARGUMENT,
+              "INVALID_ARGUMENT");
+  req.clear_note();
+  req.set_session_id(std::string("s\0", 2));
+  ExpectError(call(req), grpc::StatusCode::INVALID_ARGUMENT,
+              "INVALID_ARGUMENT");
+  req.clear_session_id();
   req.set_product_id(NewProductId());
   ExpectError(call(req), grpc::StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND");
   EXPECT_EQ(Product(id).total_quantity(), 10);

@@ -25,6 +25,7 @@ inline constexpr char kRequestIdConflict[] = "REQUEST_ID_CONFLICT";
 inline constexpr char kEtagMismatch[] = "ETAG_MISMATCH";
 inline constexpr char kProductExists[] = "PRODUCT_EXISTS";
 inline constexpr char kStockBelowCommitted[] = "STOCK_BELOW_COMMITTED";
+inline constexpr char kStockAboveLimit[] = "STOCK_ABOVE_LIMIT";
 inline constexpr char kConcurrentUpdate[] = "CONCURRENT_UPDATE";
 inline constexpr char kShardIdentityMismatch[] = "SHARD_IDENTITY_MISMATCH";
 inline constexpr char kServiceStopping[] = "SERVICE_STOPPING";

@@ -126,6 +126,8 @@ struct AdjustStockCommand {
   // Within this long after the session's own last adjustment, the session
   // skips the etag check.
   absl::Duration session_window = absl::Seconds(5);
+  // The largest total a delta may lead to (the service's total limit).
+  int64_t max_total = int64_t{1} << 50;
 };
 
 // A validated UpdateProduct (only the fields in the mask are set).
