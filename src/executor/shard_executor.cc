@@ -326,7 +326,9 @@ void ShardExecutor::DeadlineLoop() {
       // locks) is then never answered from an older reading.
       const absl::Time now = absl::Now();
       unreachable = !health_->Reachable(now);
-      const absl::Time limit = now + kDeadlineMargin;
+      // Due before the next scan's margin: answered now, so the answer is
+      // out 20-30 ms before the deadline, not up to a scan period later.
+      const absl::Time limit = now + kDeadlineMargin + options_.deadline_scan;
       for (auto it = queue_.begin(); it != queue_.end();) {
         if (unreachable || (*it)->deadline() <= limit || (*it)->answered()) {
           if ((*it)->op() != nullptr) --queued_ops_;
