@@ -747,6 +747,16 @@ TEST_F(ShardFailureTest, HungShardCostsOnlyItsOwnProducts) {
         absl::Seconds(5), &attempts);
     EXPECT_TRUE(s.ok()) << "retry of " << pr.request_id << ": " << Describe(s);
     replayed += resp.replayed();
+    // The first answer was an error, yet the reservation was made: that
+    // answer must have said the outcome was unknown (DEADLINE_EXCEEDED, or
+    // an UNAVAILABLE that says so), never a plain "not reachable".
+    if (resp.replayed() &&
+        pr.result.status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      const std::string& m = pr.result.status.error_message();
+      EXPECT_TRUE(absl::StrContains(m, "outcome is unknown") ||
+                  absl::StrContains(m, "connection lost"))
+          << pr.request_id << " was applied after: " << Describe(pr.result.status);
+    }
   }
   std::cout << "[ info ] " << replayed
             << " retried shard-1 reserves were replays\n";
@@ -759,6 +769,59 @@ TEST_F(ShardFailureTest, HungShardCostsOnlyItsOwnProducts) {
   for (int s = 0; s < kShards; ++s) {
     EXPECT_EQ(CounterDrift(cluster_->dsn(s)), 0) << "shard " << s;
   }
+}
+
+TEST_F(ShardFailureTest, CallInFlightOnAHungShardSaysItsOutcomeIsUnknown) {
+  InventorydProcess* server = StartServer();
+  ASSERT_NE(server, nullptr);
+  auto stub = InventoryService::NewStub(Connect(server->address()));
+  const int64_t product = ProductOn(2500, 1);
+  ASSERT_TRUE(CreateProduct(*stub, product, 1000).ok());
+  ASSERT_TRUE(Reserve(*stub, "t5-warm", product, 1, "cust-t5").ok());
+
+  // Reserves with a deadline longer than the hang detection (about 3 s),
+  // sent while the shard freezes: some reach the frozen shard and are
+  // answered when the hang is noticed; their statements run at the thaw.
+  PauseShard(1);
+  std::vector<Probe> probes(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < probes.size(); ++i) {
+    threads.emplace_back([&, i] {
+      absl::SleepFor(absl::Milliseconds(100) * static_cast<int>(i));
+      probes[i].request_id = absl::StrCat("t5-", i);
+      v1::ReserveItemResponse resp;
+      probes[i].result = TimeCall(absl::Seconds(10), [&](grpc::ClientContext* ctx) {
+        return stub->ReserveItem(
+            ctx, ReserveRequest(probes[i].request_id, product, 1, "cust-t5"),
+            &resp);
+      });
+    });
+  }
+  for (auto& t : threads) t.join();
+  ResumeShard(1);
+  ASSERT_TRUE(WaitUntilServes(*stub, product, absl::Seconds(10)));
+
+  int applied_after_an_error = 0;
+  for (const Probe& pr : probes) {
+    v1::ReserveItemResponse resp;
+    int attempts = 0;
+    grpc::Status s = ReserveRetryingUnavailable(
+        *stub, ReserveRequest(pr.request_id, product, 1, "cust-t5"), &resp,
+        absl::Seconds(5), &attempts);
+    ASSERT_TRUE(s.ok()) << "retry of " << pr.request_id << ": " << Describe(s);
+    if (pr.result.status.ok() || !resp.replayed()) continue;
+    // Answered with an error, and yet made: the answer must have said so.
+    ++applied_after_an_error;
+    EXPECT_EQ(pr.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << pr.request_id << ": " << Describe(pr.result.status);
+    EXPECT_TRUE(absl::StrContains(pr.result.status.error_message(),
+                                  "outcome is unknown"))
+        << pr.request_id << " was made after: " << Describe(pr.result.status);
+  }
+  EXPECT_GE(applied_after_an_error, 1)
+      << "no reserve reached the frozen shard; the test did not exercise it";
+  EXPECT_EQ(DuplicatedRequestIds(cluster_->dsn(1), "t5-"), 0);
+  EXPECT_EQ(CounterDrift(cluster_->dsn(1)), 0);
 }
 
 TEST_F(ShardFailureTest, ServiceKilledMidFlightLosesNothing) {
