@@ -173,6 +173,24 @@ std::string RedactUri(absl::string_view s) {
   return out;
 }
 
+// Whether the text after a comma of --shards starts the next connection
+// string: a URI, a "keyword=" entry, or nothing (a stray comma, an error).
+// Anything else continues the current one: libpq's multi-host lists
+// ("host=a,b port=5432,5433", "postgresql://a:5432,b:5432/db").
+bool StartsNextDsn(absl::string_view after) {
+  after = absl::StripLeadingAsciiWhitespace(after);
+  if (after.empty() || after.front() == ',' || IsUri(after)) return true;
+  size_t i = 0;
+  while (i < after.size() &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(after[i])) ||
+          after[i] == '_')) {
+    ++i;
+  }
+  if (i == 0) return false;
+  after.remove_prefix(i);
+  after = absl::StripLeadingAsciiWhitespace(after);
+  return !after.empty() && after.front() == '=';
+}
 
 }  // namespace
 
@@ -200,29 +218,6 @@ std::string Dsn::Endpoint() const {
   std::string db = kv.count("dbname") ? kv["dbname"] : "";
   return absl::StrCat(host, ":", port, "/", db);
 }
-
-namespace {
-
-// Whether the text after a comma of --shards starts the next connection
-// string: a URI, a "keyword=" entry, or nothing (a stray comma, an error).
-// Anything else continues the current one: libpq's multi-host lists
-// ("host=a,b port=5432,5433", "postgresql://a:5432,b:5432/db").
-bool StartsNextDsn(absl::string_view after) {
-  after = absl::StripLeadingAsciiWhitespace(after);
-  if (after.empty() || after.front() == ',' || IsUri(after)) return true;
-  size_t i = 0;
-  while (i < after.size() &&
-         (absl::ascii_isalnum(static_cast<unsigned char>(after[i])) ||
-          after[i] == '_')) {
-    ++i;
-  }
-  if (i == 0) return false;
-  after.remove_prefix(i);
-  after = absl::StripLeadingAsciiWhitespace(after);
-  return !after.empty() && after.front() == '=';
-}
-
-}  // namespace
 
 absl::StatusOr<std::vector<Dsn>> ParseDsnList(absl::string_view list) {
   std::vector<Dsn> out;
