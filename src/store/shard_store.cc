@@ -316,8 +316,7 @@ absl::Status ShardStore::EnsureConnected() {
     const int64_t bound_ms = TimeoutMs(absl::InfiniteFuture());
     setup.exec(absl::StrCat(
         "SET statement_timeout = ", bound_ms,
-        "; SET lock_timeout = ",
-        absl::ToInt64Milliseconds(options_.lock_timeout),
+        "; SET lock_timeout = ", LockTimeoutMs(),
         "; SET idle_in_transaction_session_timeout = 60000"
         // The reservation decision relies on READ COMMITTED's re-check of
         // the row a blocked UPDATE waited for: never inherit another level.
@@ -376,6 +375,13 @@ absl::Status ShardStore::IdentityMismatch(int recorded_index,
           "list would misroute them. Restore the original order and length "
           "of --shards."),
       {{"shard", absl::StrCat(shard_index_)}});
+}
+
+int64_t ShardStore::LockTimeoutMs() const {
+  const absl::Duration lock = options_.lock_timeout > absl::ZeroDuration()
+                                  ? options_.lock_timeout
+                                  : options_.statement_timeout * 4 / 5;
+  return std::max<int64_t>(1, absl::ToInt64Milliseconds(lock));
 }
 
 int64_t ShardStore::TimeoutMs(absl::Time deadline) const {

@@ -197,6 +197,45 @@ TEST_F(StockAdminTest, StrictTotalCannotFallBelowWhatIsHeldOrSold) {
   EXPECT_EQ(Product(id).available_quantity(), 0);
 }
 
+// A row lock held elsewhere for longer than the lock wait: the answer is
+// CONCURRENT_UPDATE ("nothing changed"), not DEADLINE_EXCEEDED ("outcome
+// unknown"), with the default flags. The lock wait (4/5 of
+// --statement_timeout) must end before the statement's own bound does.
+TEST_F(StockAdminTest, ALockHeldTooLongIsConcurrentUpdateAndChangesNothing) {
+  const int64_t id = NewProductId();
+  ASSERT_TRUE(CreateProduct(*stub_, id, 10).ok());
+  const std::string marker = absl::StrCat("hold-lock-", id);
+  std::thread holder([&] {
+    Exec(ShardDsn(id),
+         absl::StrCat("WITH l AS (SELECT product_id FROM products WHERE "
+                      "product_id = ", id, " FOR UPDATE) SELECT pg_sleep(5.5), '",
+                      marker, "' FROM l"));
+  });
+  // Wait until the lock is held (the statement is sleeping).
+  for (int i = 0; i < 200; ++i) {
+    if (QueryInt(ShardDsn(id),
+                 absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE "
+                              "wait_event = 'PgSleep' AND query LIKE '%",
+                              marker, "%'")) > 0) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  v1::AdjustStockRequest req;
+  req.set_product_id(id);
+  req.set_delta(5);
+  req.set_reason(v1::STOCK_ADJUSTMENT_REASON_CORRECTION);
+  v1::Product resp;
+  auto ctx = ContextWithTimeout(absl::Seconds(10));
+  const absl::Time start = absl::Now();
+  grpc::Status s = stub_->AdjustStock(ctx.get(), req, &resp);
+  const absl::Duration took = absl::Now() - start;
+  holder.join();
+  ExpectError(s, grpc::StatusCode::ABORTED, "CONCURRENT_UPDATE");
+  EXPECT_LT(took, absl::Seconds(5)) << "the lock wait outlasted its bound";
+  EXPECT_EQ(Product(id).total_quantity(), 10);
+}
+
 TEST_F(StockAdminTest, TotalCannotRiseAboveTheLimit) {
   constexpr int64_t kMax = int64_t{1} << 50;  // the largest total (api.md)
   const int64_t id = NewProductId();

@@ -35,8 +35,11 @@ struct ShardDescription {
 struct ShardStoreOptions {
   // Upper bound of any one statement on the server (statement_timeout).
   absl::Duration statement_timeout = absl::Seconds(5);
-  // How long to wait for a row lock before giving up (lock_timeout).
-  absl::Duration lock_timeout = absl::Seconds(5);
+  // How long to wait for a row lock before giving up (lock_timeout; the
+  // answer is then CONCURRENT_UPDATE, "nothing changed"). Zero: 4/5 of
+  // statement_timeout, so that a lock wait ends before the statement's own
+  // bound would (DEADLINE_EXCEEDED, "outcome unknown").
+  absl::Duration lock_timeout = absl::ZeroDuration();
   // application_name seen in pg_stat_activity.
   std::string application_name = "inventoryd";
   // If > 0, every new connection checks that the shard's recorded identity
@@ -192,6 +195,9 @@ class ShardStore {
   // statement_timeout for a call due at `deadline`: the time left, rounded
   // up to a 250 ms step, at least one step, at most the configured bound.
   int64_t TimeoutMs(absl::Time deadline) const;
+  // lock_timeout of every session: options_.lock_timeout, or 4/5 of the
+  // statement bound if that is zero.
+  int64_t LockTimeoutMs() const;
 
   // The statement_timeout in force on conn_, in ms.
   int64_t statement_timeout_ms_ = 0;
