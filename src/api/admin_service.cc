@@ -90,14 +90,14 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CheckShards(
                                       d.recorded_count == n);
               s->set_schema_version(d.schema_version);
             }
-            std::string error = view.health->last_error();
-            if (!probe.ok() && error.empty()) {
-              error = std::string(probe.status().message());
+            ShardHealth::Failure failure =
+                view.health->LastFailure(absl::Now());
+            if (!probe.ok() && failure.what.empty()) {
+              failure.what = std::string(probe.status().message());
             }
-            s->set_last_error(error);
-            if (view.health->last_error_time() != absl::InfinitePast()) {
-              SetTime(view.health->last_error_time(),
-                           s->mutable_last_error_time());
+            s->set_last_error(failure.what);
+            if (failure.when != absl::InfinitePast()) {
+              SetTime(failure.when, s->mutable_last_error_time());
             }
             last = --gather->pending == 0;
           }

@@ -53,7 +53,7 @@ absl::Status Probe(ShardStore& store, int shard_count, ShardHealth& health,
     // A ping that also re-reads the shard's identity.
     status = store.CheckIdentity(shard_count);
   }
-  health.ProbeFinished();
+  health.ProbeFinished(absl::Now());
   if (status.ok()) {
     health.ReportSuccess();
   } else if (status.code() == absl::StatusCode::kFailedPrecondition) {

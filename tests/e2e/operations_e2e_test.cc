@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -183,6 +184,36 @@ TEST_F(OperationsTest, CheckShardsShowsAHungShardWithinItsTimeout) {
   EXPECT_TRUE(resp.shards(0).reachable());
   EXPECT_FALSE(resp.shards(1).reachable());
   EXPECT_TRUE(resp.shards(2).reachable());
+
+  // Once the monitor's probe has hung past 2 s, the hang is shard 1's last
+  // error, dated, and it stays so after the shard is back.
+  auto check = [&] {
+    v1::CheckShardsRequest r;
+    r.mutable_timeout()->set_nanos(500 * 1000 * 1000);
+    v1::CheckShardsResponse out;
+    auto c = ContextWithTimeout(absl::Seconds(10));
+    EXPECT_TRUE(admin->CheckShards(c.get(), r, &out).ok());
+    return out;
+  };
+  const bool hang_shown = PollUntil([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    const v1::CheckShardsResponse r = check();
+    return r.shards_size() == kShards &&
+           absl::StrContains(r.shards(1).last_error(), "hung") &&
+           r.shards(1).has_last_error_time();
+  }, absl::Seconds(10));
+  EXPECT_TRUE(hang_shown) << "CheckShards never said shard 1 was hung: "
+                          << check().shards(1).last_error();
+  cluster_->Resume(1);
+  const bool back = PollUntil([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    return check().shards(1).reachable();
+  }, absl::Seconds(10));
+  ASSERT_TRUE(back) << "shard 1 not reachable 10 s after its resume";
+  const v1::CheckShardsResponse after = check();
+  EXPECT_THAT(after.shards(1).last_error(), HasSubstr("hung"));
+  EXPECT_TRUE(after.shards(1).has_last_error_time());
+  EXPECT_EQ(after.shards(0).last_error(), "");
 }
 
 // --max_concurrent_streams bounds the calls one client connection has in

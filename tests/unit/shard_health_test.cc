@@ -67,7 +67,7 @@ TEST(ShardHealthTest, HungProbeCountsAsUnreachable) {
   EXPECT_FALSE(health.Reachable(start + absl::Seconds(10)));
   EXPECT_FALSE(health.Reachable(start + absl::Hours(24)));
   // The probe ends: reachable again at any time.
-  health.ProbeFinished();
+  health.ProbeFinished(start + absl::Milliseconds(50));
   EXPECT_TRUE(health.Reachable(start + absl::Seconds(10)));
   EXPECT_TRUE(health.Reachable(start + absl::Hours(24)));
 }
@@ -87,7 +87,7 @@ TEST(ShardHealthTest, NewProbeRestartsTheClock) {
   const absl::Time t0 = absl::Now();
   health.ProbeStarted(t0);
   EXPECT_FALSE(health.Reachable(t0 + absl::Seconds(5)));
-  health.ProbeFinished();
+  health.ProbeFinished(t0 + absl::Seconds(5));
   health.ProbeStarted(t0 + absl::Seconds(5));
   EXPECT_TRUE(health.Reachable(t0 + absl::Seconds(5) + absl::Milliseconds(500)));
   EXPECT_FALSE(health.Reachable(t0 + absl::Seconds(7)));
@@ -101,12 +101,42 @@ TEST(ShardHealthTest, HungProbeAndFailureAreIndependent) {
   health.ReportSuccess();
   // A call succeeding does not hide a hung probe...
   EXPECT_FALSE(health.Reachable(t0 + absl::Seconds(2)));
-  health.ProbeFinished();
+  health.ProbeFinished(t0 + absl::Seconds(2));
   // ...and a finished probe does not hide a reported failure.
   health.ReportFailure("reset by peer");
   EXPECT_FALSE(health.Reachable(t0 + absl::Seconds(2)));
   health.ReportSuccess();
   EXPECT_TRUE(health.Reachable(t0 + absl::Seconds(2)));
+}
+
+// A hang is the last failure while it lasts, and stays recorded after the
+// probe ends, dated when the probe began to count as hung; an older error
+// does not hide it.
+TEST(ShardHealthTest, AHungProbeIsTheLastFailureAndIsKept) {
+  ShardHealth health(absl::Seconds(2));
+  health.MarkVerified();
+  health.ReportFailure("connection refused");
+  health.ReportSuccess();
+  // Whole microseconds: the probe's start is kept at that resolution.
+  const absl::Time t0 = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  health.ProbeStarted(t0);
+  EXPECT_EQ(health.LastFailure(t0 + absl::Seconds(1)).what,
+            "connection refused");
+  ShardHealth::Failure during = health.LastFailure(t0 + absl::Seconds(3));
+  EXPECT_EQ(during.what,
+            "a health probe has had no answer for 3s (shard hung or "
+            "overloaded)");
+  EXPECT_EQ(during.when, t0 + absl::Seconds(2));
+  health.ProbeFinished(t0 + absl::Seconds(7));
+  ShardHealth::Failure after = health.LastFailure(t0 + absl::Seconds(8));
+  EXPECT_EQ(after.what, "a health probe took 7s (shard hung or overloaded)");
+  EXPECT_EQ(after.when, t0 + absl::Seconds(2));
+  EXPECT_EQ(health.last_error(), after.what);
+  // A slow probe that stays under hang_after is no failure.
+  health.ReportFailure("reset by peer");
+  health.ProbeStarted(t0 + absl::Seconds(10));
+  health.ProbeFinished(t0 + absl::Seconds(11));
+  EXPECT_EQ(health.LastFailure(t0 + absl::Seconds(12)).what, "reset by peer");
 }
 
 TEST(ShardHealthTest, LastErrorInitiallyEmpty) {

@@ -36,16 +36,24 @@ class ShardHealth {
   void ReportFailure(absl::string_view what);
 
   // The monitor starts / ends a probe; a probe that never ends means a hung
-  // shard.
+  // shard. A probe that ended after more than hang_after is recorded as the
+  // last failure (the hang), dated when it began to count as one.
   void ProbeStarted(absl::Time now) {
     probe_started_us_.store(absl::ToUnixMicros(now));
   }
-  void ProbeFinished() { probe_started_us_.store(0); }
+  void ProbeFinished(absl::Time now);
 
   // Whether calls should be sent to the shard now.
   bool Reachable(absl::Time now) const;
 
-  // The last failure and when it happened ("" / InfinitePast if none).
+  // The last failure and when it happened ("" / InfinitePast if none). A
+  // probe running longer than hang_after at `now` is the last failure.
+  struct Failure {
+    std::string what;
+    absl::Time when = absl::InfinitePast();
+  };
+  Failure LastFailure(absl::Time now) const;
+  // The last recorded failure (a hang only once its probe has ended).
   std::string last_error() const;
   absl::Time last_error_time() const;
 
