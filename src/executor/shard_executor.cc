@@ -355,7 +355,9 @@ void ShardExecutor::DeadlineLoop() {
     if (!running.empty()) {
       // The worker may have sent the call's statement already, and the shard
       // may still apply it: the caller must not read this as "not done".
-      const absl::Status status =
+      // A reserve, release or commit can be settled by its retry; other
+      // calls (reads, stock administration) by reading the state again.
+      const absl::Status op_status =
           unreachable
               ? ShardUnavailableError(
                     shard_index_,
@@ -363,7 +365,15 @@ void ShardExecutor::DeadlineLoop() {
                     "outcome is unknown (a retry with the same request_id "
                     "or GetReservation tells)")
               : DeadlineStatus();
-      for (auto& c : running) c->Fail(status);
+      const absl::Status other_status =
+          unreachable ? ShardUnavailableError(
+                            shard_index_,
+                            "not reachable while the call was in progress, "
+                            "so its outcome is unknown")
+                      : DeadlineStatus();
+      for (auto& c : running) {
+        c->Fail(c->op() != nullptr ? op_status : other_status);
+      }
     }
     absl::SleepFor(options_.deadline_scan);
   }

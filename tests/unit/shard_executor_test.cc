@@ -363,6 +363,10 @@ void ExpectWaitingCallsFailFast(ShardExecutor& executor, ShardHealth& health,
   EXPECT_TRUE(absl::StrContains(running->result.status().message(),
                                  "outcome is unknown"))
       << running->result.status();
+  // It is no reserve, release or commit: no advice about request ids.
+  EXPECT_FALSE(absl::StrContains(running->result.status().message(),
+                                  "request_id"))
+      << running->result.status();
   EXPECT_FALSE(absl::StrContains(queued->result.status().message(),
                                   "outcome is unknown"))
       << queued->result.status();
