@@ -304,6 +304,33 @@ TEST_F(OperationsTest, JsonLogLinesStayValidForOddInput) {
   EXPECT_EQ(rpc_lines, 5);
 }
 
+// A WatchInventoryEvents stream open when the instance stops ends
+// UNAVAILABLE with reason SERVICE_STOPPING (the client resumes from its last
+// cursor elsewhere), and the instance still exits cleanly.
+TEST_F(OperationsTest, AWatchStreamEndsServiceStoppingAtShutdown) {
+  std::string log;
+  auto server = InventorydProcess::Start(cluster_->DsnList(), {}, &log);
+  ASSERT_NE(server, nullptr) << log;
+  auto stub = v1::InventoryService::NewStub(Connect(server->address()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::WatchInventoryEventsRequest req;
+  auto reader = stub->WatchInventoryEvents(&ctx, req);
+  // The stream is known to be open once an event has arrived on it.
+  ASSERT_TRUE(CreateProduct(*stub, 303, 5).ok());
+  ASSERT_TRUE(Reserve(*stub, "watch-stop-1", 303, 5, "c").ok());  // out of stock
+  v1::WatchInventoryEventsResponse msg;
+  ASSERT_TRUE(reader->Read(&msg));
+  server->Signal(SIGTERM);
+  while (reader->Read(&msg)) {
+  }
+  const grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "SERVICE_STOPPING") << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("last cursor"));
+  EXPECT_EQ(server->WaitExit(absl::Seconds(20)), 0) << server->Log();
+}
+
 // Access-log lines are written in bulk (observability/log_sink.h), but a
 // running server still shows each call's line within the flush interval, not
 // only when it stops.
