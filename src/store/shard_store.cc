@@ -917,15 +917,16 @@ absl::Status EtagMismatch(const ProductRecord& p, absl::string_view given) {
        {"currentEtag", absl::StrCat(p.version)}});
 }
 
+// `committed`: the units the total must cover (for a BACKORDER product,
+// those held or sold from stock, its backorders not counted).
 absl::Status BelowCommitted(const ProductRecord& p, int64_t total,
-                            absl::string_view why) {
+                            int64_t committed, absl::string_view why) {
   return MakeError(
       absl::StatusCode::kFailedPrecondition, reason::kStockBelowCommitted,
       absl::StrCat("product ", p.product_id, ": ", why),
       {{"productId", absl::StrCat(p.product_id)},
        {"requestedTotal", absl::StrCat(total)},
-       {"committed",
-        absl::StrCat(p.reserved_quantity + p.purchased_quantity)}});
+       {"committed", absl::StrCat(committed)}});
 }
 
 }  // namespace
@@ -962,18 +963,19 @@ absl::StatusOr<ProductRecord> ShardStore::AdjustStock(
            {"requestedTotal", absl::StrCat(total)},
            {"maxTotal", absl::StrCat(c.max_total)}});
     }
-    if (total < 0) {
-      return BelowCommitted(p, total, "the total would fall below zero");
-    }
     // Units held or sold out of stock (for BACKORDER: not backordered)
     // must stay covered by the total.
     const int64_t covered = p.reserved_quantity + p.purchased_quantity -
                             (p.stock_policy == StockPolicy::kBackorder
                                  ? p.backordered_quantity
                                  : 0);
+    if (total < 0) {
+      return BelowCommitted(p, total, covered,
+                            "the total would fall below zero");
+    }
     if (total < covered) {
       return BelowCommitted(
-          p, total,
+          p, total, covered,
           absl::StrCat("a total of ", total, " is below the ", covered,
                        " units already held or sold from stock"));
     }
@@ -1005,6 +1007,7 @@ absl::StatusOr<ProductRecord> ShardStore::UpdateProduct(
         (p.reserved_quantity + p.purchased_quantity > p.total_quantity ||
          p.backordered_quantity > 0)) {
       return BelowCommitted(p, p.total_quantity,
+                            p.reserved_quantity + p.purchased_quantity,
                             "cannot become STRICT while units are "
                             "backordered; restock first");
     }

@@ -236,6 +236,29 @@ TEST_F(StockAdminTest, ALockHeldTooLongIsConcurrentUpdateAndChangesNothing) {
   EXPECT_EQ(Product(id).total_quantity(), 10);
 }
 
+// A BACKORDER product's total may fall to the units held from stock, not
+// below: backordered units do not count, and `committed` is that floor.
+TEST_F(StockAdminTest, BackorderTotalCannotFallBelowWhatIsHeldFromStock) {
+  const int64_t id = NewProductId();
+  ASSERT_TRUE(Create(id, 10, v1::STOCK_POLICY_BACKORDER, 0).ok());
+  ASSERT_TRUE(Reserve(*stub_, absl::StrCat("bofloor-a-", id), id, 5, "c").ok());
+  grpc::Status s = Adjust(id, std::nullopt, 2, "", "");
+  ExpectError(s, grpc::StatusCode::FAILED_PRECONDITION,
+              "STOCK_BELOW_COMMITTED");
+  EXPECT_EQ(Meta(s, "committed"), "5");
+  // 8 more: 5 from stock, 3 backordered. The floor is now 10, not 13.
+  ASSERT_TRUE(Reserve(*stub_, absl::StrCat("bofloor-b-", id), id, 8, "c").ok());
+  EXPECT_EQ(Product(id).backordered_quantity(), 3);
+  s = Adjust(id, -1, std::nullopt, "", "");
+  ExpectError(s, grpc::StatusCode::FAILED_PRECONDITION,
+              "STOCK_BELOW_COMMITTED");
+  EXPECT_EQ(Meta(s, "committed"), "10");
+  EXPECT_EQ(Meta(s, "requestedTotal"), "9");
+  EXPECT_EQ(Product(id).total_quantity(), 10);
+  ASSERT_TRUE(Adjust(id, std::nullopt, 10, "", "").ok());
+  EXPECT_EQ(Product(id).backordered_quantity(), 3);
+}
+
 TEST_F(StockAdminTest, TotalCannotRiseAboveTheLimit) {
   constexpr int64_t kMax = int64_t{1} << 50;  // the largest total (api.md)
   const int64_t id = NewProductId();
