@@ -4,6 +4,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "inventory/api/convert.h"
+#include "inventory/api/validation.h"
 #include "inventory/common/errors.h"
 
 namespace inventory {
@@ -30,9 +31,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CheckShards(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Duration timeout = absl::Seconds(2);
   if (request->has_timeout()) {
-    timeout = absl::Seconds(request->timeout().seconds()) +
-              absl::Nanoseconds(request->timeout().nanos());
-    if (timeout <= absl::ZeroDuration() || timeout > absl::Seconds(30)) {
+    const std::optional<absl::Duration> d = ToDuration(request->timeout());
+    if (d.has_value()) timeout = *d;
+    if (!d.has_value() || timeout <= absl::ZeroDuration() ||
+        timeout > absl::Seconds(30)) {
       reactor->Finish(ToGrpcStatus(InvalidArgumentError(
           {{"timeout", "must be between 1 ns and 30 s"}})));
       return reactor;

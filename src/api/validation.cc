@@ -80,13 +80,9 @@ absl::StatusOr<ReserveCommand> ValidateReserve(
   CheckCustomerId(request.customer_id(), &bad);
   absl::Duration requested;
   if (request.has_hold_ttl()) {
-    const auto& d = request.hold_ttl();
-    const bool well_formed =
-        d.nanos() > -1000000000 && d.nanos() < 1000000000 &&
-        !(d.seconds() > 0 && d.nanos() < 0) &&
-        !(d.seconds() < 0 && d.nanos() > 0);
-    requested = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-    if (!well_formed || requested < limits.min_hold_ttl ||
+    const std::optional<absl::Duration> d = ToDuration(request.hold_ttl());
+    if (d.has_value()) requested = *d;
+    if (!d.has_value() || requested < limits.min_hold_ttl ||
         requested > limits.max_hold_ttl) {
       bad.push_back({"hold_ttl",
                      absl::StrCat("must be between ",
@@ -287,6 +283,14 @@ absl::StatusOr<ProductUpdate> ValidateUpdateProduct(
   u.product_id = p.product_id();
   u.etag = p.etag();
   return u;
+}
+
+std::optional<absl::Duration> ToDuration(const google::protobuf::Duration& d) {
+  const bool well_formed = d.nanos() > -1000000000 && d.nanos() < 1000000000 &&
+                           !(d.seconds() > 0 && d.nanos() < 0) &&
+                           !(d.seconds() < 0 && d.nanos() > 0);
+  if (!well_formed) return std::nullopt;
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
 absl::StatusOr<int> ValidatePageSize(int32_t page_size) {

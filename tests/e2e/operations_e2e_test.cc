@@ -144,6 +144,31 @@ TEST_F(OperationsTest, MetricsCountKnownTraffic) {
   EXPECT_THAT(after, ::testing::Not(HasSubstr("product")));
 }
 
+// A CheckShards timeout that is not a positive, well-formed duration of at
+// most 30 s is INVALID_ARGUMENT naming `timeout`, and probes nothing.
+TEST_F(OperationsTest, CheckShardsRefusesABadTimeout) {
+  std::string log;
+  auto server = InventorydProcess::Start(cluster_->DsnList(), {}, &log);
+  ASSERT_NE(server, nullptr) << log;
+  auto admin = v1::AdminService::NewStub(Connect(server->address()));
+  const std::vector<std::pair<int64_t, int32_t>> bad = {
+      {0, 0}, {-1, 0}, {0, -1}, {31, 0}, {1, -5}, {-1, 5}, {0, 1000000000}};
+  for (const auto& [seconds, nanos] : bad) {
+    v1::CheckShardsRequest req;
+    req.mutable_timeout()->set_seconds(seconds);
+    req.mutable_timeout()->set_nanos(nanos);
+    v1::CheckShardsResponse resp;
+    auto ctx = ContextWithTimeout(absl::Seconds(10));
+    grpc::Status s = admin->CheckShards(ctx.get(), req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << seconds << "s " << nanos << "ns";
+    const google::rpc::BadRequest br = BadRequestOf(s);
+    ASSERT_EQ(br.field_violations_size(), 1) << seconds << "s " << nanos << "ns";
+    EXPECT_EQ(br.field_violations(0).field(), "timeout");
+    EXPECT_EQ(resp.shards_size(), 0);
+  }
+}
+
 TEST_F(OperationsTest, CheckShardsShowsAHungShardWithinItsTimeout) {
   std::string log;
   auto server = InventorydProcess::Start(cluster_->DsnList(), {}, &log);

@@ -542,5 +542,34 @@ TEST(ValidateAvailabilityTest, CustomLimit) {
                 {"product_ids"});
 }
 
+
+TEST(ToDurationTest, WellFormedDurationsConvert) {
+  google::protobuf::Duration d;
+  d.set_seconds(1);
+  d.set_nanos(500000000);
+  EXPECT_EQ(ToDuration(d), absl::Milliseconds(1500));
+  d.set_seconds(-1);
+  d.set_nanos(-5);
+  EXPECT_EQ(ToDuration(d), -(absl::Seconds(1) + absl::Nanoseconds(5)));
+  d.set_seconds(0);
+  d.set_nanos(-5);
+  EXPECT_EQ(ToDuration(d), -absl::Nanoseconds(5));
+}
+
+TEST(ToDurationTest, MalformedDurationsAreRefused) {
+  google::protobuf::Duration d;
+  d.set_seconds(1);
+  d.set_nanos(-5);  // signs differ
+  EXPECT_EQ(ToDuration(d), std::nullopt);
+  d.set_seconds(-1);
+  d.set_nanos(5);
+  EXPECT_EQ(ToDuration(d), std::nullopt);
+  d.set_seconds(0);
+  d.set_nanos(1000000000);  // nanos out of range
+  EXPECT_EQ(ToDuration(d), std::nullopt);
+  d.set_nanos(-1000000000);
+  EXPECT_EQ(ToDuration(d), std::nullopt);
+}
+
 }  // namespace
 }  // namespace inventory

@@ -5,6 +5,7 @@
 #define INVENTORY_API_VALIDATION_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -57,6 +58,10 @@ absl::StatusOr<ProductUpdate> ValidateUpdateProduct(
 
 // A page size: 0 -> 50; 1..1000; anything else INVALID_ARGUMENT.
 absl::StatusOr<int> ValidatePageSize(int32_t page_size);
+
+// A google.protobuf.Duration as an absl::Duration, or nullopt if it is not
+// well formed (nanos beyond +-999999999, or of the other sign than seconds).
+std::optional<absl::Duration> ToDuration(const google::protobuf::Duration& d);
 
 }  // namespace inventory
 
