@@ -210,6 +210,21 @@ TEST_F(OperationsTest, CheckShardsShowsAHungShardWithinItsTimeout) {
   EXPECT_FALSE(resp.shards(1).reachable());
   EXPECT_TRUE(resp.shards(2).reachable());
 
+  // A client deadline shorter than the timeout bounds the probes too: the
+  // call still succeeds in time, with the shards that answered.
+  {
+    v1::CheckShardsRequest r;
+    r.mutable_timeout()->set_seconds(5);
+    v1::CheckShardsResponse out;
+    auto c = ContextWithTimeout(absl::Milliseconds(700));
+    grpc::Status st = admin->CheckShards(c.get(), r, &out);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(out.shards_size(), kShards);
+    EXPECT_TRUE(out.shards(0).reachable());
+    EXPECT_FALSE(out.shards(1).reachable());
+    EXPECT_TRUE(out.shards(2).reachable());
+  }
+
   // Once the monitor's probe has hung past 2 s, the hang is shard 1's last
   // error, dated, and it stays so after the shard is back.
   auto check = [&] {
