@@ -68,6 +68,10 @@ absl::Status ShardExecutor::DeadlineStatus() const {
   if (!health_->Reachable(absl::Now())) {
     return ShardUnavailableError(shard_index_, "not reachable");
   }
+  return DeadlineExceededStatus();
+}
+
+absl::Status ShardExecutor::DeadlineExceededStatus() const {
   return MakeError(absl::StatusCode::kDeadlineExceeded,
                    reason::kDeadlineExceeded,
                    absl::StrCat("shard ", shard_index_,
@@ -349,7 +353,7 @@ void ShardExecutor::DeadlineLoop() {
     if (!queued.empty()) {
       const absl::Status status =
           unreachable ? ShardUnavailableError(shard_index_, "not reachable")
-                      : DeadlineStatus();
+                      : DeadlineExceededStatus();
       for (auto& c : queued) c->Fail(status);
     }
     if (!running.empty()) {
@@ -364,13 +368,13 @@ void ShardExecutor::DeadlineLoop() {
                     "not reachable while the call was in progress, so its "
                     "outcome is unknown (a retry with the same request_id "
                     "or GetReservation tells)")
-              : DeadlineStatus();
+              : DeadlineExceededStatus();
       const absl::Status other_status =
           unreachable ? ShardUnavailableError(
                             shard_index_,
                             "not reachable while the call was in progress, "
                             "so its outcome is unknown")
-                      : DeadlineStatus();
+                      : DeadlineExceededStatus();
       for (auto& c : running) {
         c->Fail(c->op() != nullptr ? op_status : other_status);
       }

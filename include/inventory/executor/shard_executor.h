@@ -229,8 +229,13 @@ class ShardExecutor {
   // Whether a worker may take something from the queue now.
   bool Runnable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeadlineLoop();
-  // The error for a call whose deadline ran out.
+  // The error for a call whose deadline ran out before it was sent: plain
+  // "not reachable" if the shard is unreachable now, else DEADLINE_EXCEEDED.
   absl::Status DeadlineStatus() const;
+  // DEADLINE_EXCEEDED ("outcome unknown"), whatever the shard's state: the
+  // deadline scan's answer once it has read the shard's reachability (a
+  // second reading could turn a running call's answer into "not reached").
+  absl::Status DeadlineExceededStatus() const;
 
   const int shard_index_;
   const StoreFactory make_store_;
