@@ -30,7 +30,7 @@ absl::StatusOr<ReserveCommand> ValidateReserve(
     const inventory::v1::ReserveItemRequest& request,
     const RequestLimits& limits);
 
-// Checks a reservation id the client sent in `field`.
+// Checks a reservation id the client sent (its form, and the shard it names).
 absl::StatusOr<ReservationKey> ValidateReservationId(absl::string_view id);
 
 absl::StatusOr<NewProduct> ValidateCreateProduct(

@@ -2,9 +2,12 @@
 // ShardStore owns one PostgreSQL connection and is used by one thread only.
 // No exception crosses it: every method returns absl::Status(Or).
 //
-// Reservations are decided in Reserve(): one atomic statement that takes the
-// units with a conditional counter UPDATE (never a count of rows) and inserts
-// the PENDING row, so concurrent callers can never oversell a STRICT product.
+// Reservations are decided in GrantWholeProducts() (the fast path: one
+// statement for products whose stock covers all their requests of a batch)
+// and ApplyBatch() (inv_apply_batch, migration 0004, in arrival order). Both
+// take units with conditional counter updates on the locked product row,
+// never a count of rows, so concurrent batches never oversell a STRICT
+// product.
 #ifndef INVENTORY_STORE_SHARD_STORE_H_
 #define INVENTORY_STORE_SHARD_STORE_H_
 
