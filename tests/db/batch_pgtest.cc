@@ -125,6 +125,42 @@ TEST_F(BatchTest, OneMixedBatchDecidesLikeOneAtATime) {
   EXPECT_EQ(q->purchased_quantity, p->purchased_quantity);
 }
 
+// A replay answers with the reservation as it is at its turn in the batch:
+// before a release or commit of the same row that comes later, after one
+// that came earlier (as one request at a time would).
+TEST_F(BatchTest, AReplaySeesTheBatchsEarlierReleaseOrCommitOfItsRow) {
+  const int64_t product = NewProductId();
+  NewProduct p;
+  p.product_id = product;
+  p.total_quantity = 5;
+  ASSERT_TRUE(store_->CreateProduct(p).ok());
+  const std::string tag = absl::StrCat("replay-", product, "-");
+  auto released = store_->Reserve(ReserveOp(tag + "r", product, 1).reserve);
+  auto sold = store_->Reserve(ReserveOp(tag + "c", product, 1).reserve);
+  ASSERT_TRUE(released.ok() && sold.ok());
+  auto answers = store_->ApplyBatch({
+      ReserveOp(tag + "r", product, 1),                           // PENDING
+      RowOp(ReservationOp::Kind::kRelease, released->reservation),
+      ReserveOp(tag + "r", product, 1),                           // RELEASED
+      RowOp(ReservationOp::Kind::kCommit, sold->reservation),
+      ReserveOp(tag + "c", product, 1),                           // PURCHASED
+  });
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  ASSERT_EQ(answers->size(), 5u);
+  for (const auto& a : *answers) ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE((*answers)[0]->replayed);
+  EXPECT_EQ((*answers)[0]->reservation.status, ReservationStatus::kPending);
+  EXPECT_TRUE((*answers)[2]->replayed);
+  EXPECT_EQ((*answers)[2]->reservation.status, ReservationStatus::kReleased);
+  EXPECT_EQ((*answers)[2]->reservation.row_id, released->reservation.row_id);
+  EXPECT_TRUE((*answers)[4]->replayed);
+  EXPECT_EQ((*answers)[4]->reservation.status, ReservationStatus::kPurchased);
+  // The same as the rows say afterwards.
+  auto r = store_->GetReservation(product, released->reservation.row_id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, ReservationStatus::kReleased);
+}
+
 TEST_F(BatchTest, ExpiredHoldInABatchIsRefusedAndReturned) {
   const int64_t product = NewProductId();
   NewProduct p;
