@@ -13,6 +13,7 @@
 #include "grpc_client.h"
 #include "gtest/gtest.h"
 #include "inventoryd_process.h"
+#include "poll_until.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
@@ -212,25 +213,20 @@ TEST_F(StockAdminTest, ALockHeldTooLongIsConcurrentUpdateAndChangesNothing) {
                       marker, "' FROM l"));
   });
   // Wait until the lock is held (the statement is sleeping).
-  for (int i = 0; i < 200; ++i) {
-    if (QueryInt(ShardDsn(id),
-                 absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE "
-                              "wait_event = 'PgSleep' AND query LIKE '%",
-                              marker, "%'")) > 0) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  v1::AdjustStockRequest req;
-  req.set_product_id(id);
-  req.set_delta(5);
-  req.set_reason(v1::STOCK_ADJUSTMENT_REASON_CORRECTION);
-  v1::Product resp;
-  auto ctx = ContextWithTimeout(absl::Seconds(10));
+  const bool held = PollUntil(
+      [&] {
+        return QueryInt(ShardDsn(id),
+                        absl::StrCat("SELECT count(*) FROM pg_stat_activity "
+                                     "WHERE wait_event = 'PgSleep' AND query "
+                                     "LIKE '%", marker, "%'")) > 0;
+      },
+      absl::Seconds(4));
+  // Adjust's deadline (10 s) is well beyond both bounds.
   const absl::Time start = absl::Now();
-  grpc::Status s = stub_->AdjustStock(ctx.get(), req, &resp);
+  grpc::Status s = Adjust(id, 5, std::nullopt, "", "");
   const absl::Duration took = absl::Now() - start;
   holder.join();
+  ASSERT_TRUE(held) << "the row lock was never taken";
   ExpectError(s, grpc::StatusCode::ABORTED, "CONCURRENT_UPDATE");
   EXPECT_LT(took, absl::Seconds(5)) << "the lock wait outlasted its bound";
   EXPECT_EQ(Product(id).total_quantity(), 10);
