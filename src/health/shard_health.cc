@@ -14,9 +14,10 @@ void ShardHealth::ReportFailure(absl::string_view what) {
 namespace {
 
 std::string HangText(absl::Duration waited, bool ended) {
-  return absl::StrCat(ended ? "a health probe took " : "a health probe has had no answer for ",
-                      absl::FormatDuration(absl::Trunc(waited, absl::Milliseconds(100))),
-                      " (shard hung or overloaded)");
+  return absl::StrCat(
+      ended ? "a health probe took " : "a health probe has had no answer for ",
+      absl::FormatDuration(absl::Trunc(waited, absl::Milliseconds(100))),
+      " (shard hung or overloaded)");
 }
 
 }  // namespace
@@ -49,16 +50,6 @@ bool ShardHealth::Reachable(absl::Time now) const {
   }
   const int64_t started = probe_started_us_.load(std::memory_order_relaxed);
   return started == 0 || now - absl::FromUnixMicros(started) < hang_after_;
-}
-
-std::string ShardHealth::last_error() const {
-  absl::MutexLock lock(&mu_);
-  return last_error_;
-}
-
-absl::Time ShardHealth::last_error_time() const {
-  absl::MutexLock lock(&mu_);
-  return last_error_time_;
 }
 
 }  // namespace inventory

@@ -323,9 +323,9 @@ TEST_F(ShardExecutorTest, ShardFailureFromWorkMarksHealth) {
   // The worker reports after answering; poll for it.
   ASSERT_TRUE(Eventually([&] { return !health_.Reachable(absl::Now()); }))
       << "a SHARD_UNAVAILABLE outcome did not mark the shard unreachable";
-  EXPECT_NE(health_.last_error().find("server closed the connection"),
+  EXPECT_NE(health_.LastFailure(absl::Now()).what.find("server closed the connection"),
             std::string::npos)
-      << health_.last_error();
+      << health_.LastFailure(absl::Now()).what;
 
   ProbePtr q = NewProbe();
   executor->Submit<int>(Later(), Returns(q, 1), Done(q));

@@ -131,7 +131,7 @@ TEST(ShardHealthTest, AHungProbeIsTheLastFailureAndIsKept) {
   ShardHealth::Failure after = health.LastFailure(t0 + absl::Seconds(8));
   EXPECT_EQ(after.what, "a health probe took 7s (shard hung or overloaded)");
   EXPECT_EQ(after.when, t0 + absl::Seconds(2));
-  EXPECT_EQ(health.last_error(), after.what);
+  EXPECT_EQ(health.LastFailure(t0 + absl::Hours(1)).what, after.what);
   // A slow probe that stays under hang_after is no failure.
   health.ReportFailure("reset by peer");
   health.ProbeStarted(t0 + absl::Seconds(10));
@@ -141,8 +141,8 @@ TEST(ShardHealthTest, AHungProbeIsTheLastFailureAndIsKept) {
 
 TEST(ShardHealthTest, LastErrorInitiallyEmpty) {
   ShardHealth health;
-  EXPECT_EQ(health.last_error(), "");
-  EXPECT_EQ(health.last_error_time(), absl::InfinitePast());
+  EXPECT_EQ(health.LastFailure(absl::Now()).what, "");
+  EXPECT_EQ(health.LastFailure(absl::Now()).when, absl::InfinitePast());
 }
 
 TEST(ShardHealthTest, LastErrorRecordsLatestFailure) {
@@ -151,21 +151,21 @@ TEST(ShardHealthTest, LastErrorRecordsLatestFailure) {
   const absl::Time before = absl::Now();
   health.ReportFailure("connection refused");
   const absl::Time after = absl::Now();
-  EXPECT_EQ(health.last_error(), "connection refused");
-  EXPECT_GE(health.last_error_time(), before);
-  EXPECT_LE(health.last_error_time(), after);
+  EXPECT_EQ(health.LastFailure(absl::Now()).what, "connection refused");
+  EXPECT_GE(health.LastFailure(absl::Now()).when, before);
+  EXPECT_LE(health.LastFailure(absl::Now()).when, after);
 
-  const absl::Time first_time = health.last_error_time();
+  const absl::Time first_time = health.LastFailure(absl::Now()).when;
   health.ReportFailure("timeout");
-  EXPECT_EQ(health.last_error(), "timeout");
-  EXPECT_GE(health.last_error_time(), first_time);
-  EXPECT_LE(health.last_error_time(), absl::Now());
+  EXPECT_EQ(health.LastFailure(absl::Now()).what, "timeout");
+  EXPECT_GE(health.LastFailure(absl::Now()).when, first_time);
+  EXPECT_LE(health.LastFailure(absl::Now()).when, absl::Now());
 
   // A success does not erase what the last failure was.
   health.ReportSuccess();
   EXPECT_TRUE(health.Reachable(absl::Now()));
-  EXPECT_EQ(health.last_error(), "timeout");
-  EXPECT_GE(health.last_error_time(), first_time);
+  EXPECT_EQ(health.LastFailure(absl::Now()).what, "timeout");
+  EXPECT_GE(health.LastFailure(absl::Now()).when, first_time);
 }
 
 TEST(ShardHealthTest, ConcurrentReportsSettleOnTheLastOne) {
@@ -183,7 +183,7 @@ TEST(ShardHealthTest, ConcurrentReportsSettleOnTheLastOne) {
           health.ReportSuccess();
         }
         (void)health.Reachable(absl::Now());
-        (void)health.last_error();
+        (void)health.LastFailure(absl::Now()).what;
       }
     });
   }
@@ -191,7 +191,7 @@ TEST(ShardHealthTest, ConcurrentReportsSettleOnTheLastOne) {
   for (auto& th : threads) th.join();
   health.ReportFailure("final");
   EXPECT_FALSE(health.Reachable(absl::Now()));
-  EXPECT_EQ(health.last_error(), "final");
+  EXPECT_EQ(health.LastFailure(absl::Now()).what, "final");
   health.ReportSuccess();
   EXPECT_TRUE(health.Reachable(absl::Now()));
 }

@@ -53,9 +53,6 @@ class ShardHealth {
     absl::Time when = absl::InfinitePast();
   };
   Failure LastFailure(absl::Time now) const;
-  // The last recorded failure (a hang only once its probe has ended).
-  std::string last_error() const;
-  absl::Time last_error_time() const;
 
  private:
   const absl::Duration hang_after_;
