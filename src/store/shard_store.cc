@@ -1,5 +1,7 @@
 #include "inventory/store/shard_store.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <map>
 #include <pqxx/pqxx>
@@ -304,7 +306,23 @@ void ShardStore::Disconnect() {
   conn_.reset();
 }
 
+void ShardStore::DropIfClosedByServer() {
+  if (conn_ == nullptr) return;
+  // Between calls the server has nothing to say: a readable socket means it
+  // closed the session (a restart, pg_terminate_backend, an idle timeout)
+  // or sent something unasked (a rare parameter report), and reconnecting
+  // is right, or harmless, for both. Seen now, before a statement is sent,
+  // the call is not lost to it: a call that must not run twice has no
+  // retry after a broken connection.
+  pollfd p{conn_->c.sock(), POLLIN, 0};
+  if (p.fd >= 0 && poll(&p, 1, 0) == 0) return;
+  spdlog::info("shard {}: the server closed the idle connection; reconnecting",
+               shard_index_);
+  Disconnect();
+}
+
 absl::Status ShardStore::EnsureConnected() {
+  DropIfClosedByServer();
   if (conn_ != nullptr && conn_->c.is_open()) return absl::OkStatus();
   conn_.reset();
   try {
@@ -395,6 +413,7 @@ int64_t ShardStore::TimeoutMs(absl::Time deadline) const {
 
 void ShardStore::SetCallDeadline(absl::Time deadline) {
   call_deadline_ = deadline;
+  DropIfClosedByServer();
   if (conn_ == nullptr) return;  // EnsureConnected starts with this bound
   const int64_t left = TimeoutMs(deadline);
   if (left == statement_timeout_ms_) return;

@@ -1244,6 +1244,45 @@ TEST_F(ShardStorePgTest, ServiceStatementsNeverStartTheJitCompiler) {
 
 // -------------------------------------------------- 9. unreachable shard
 
+// A shard restart closes every session. A call that must not run twice
+// (CreateProduct, AdjustStock, UpdateProduct) has no retry after a broken
+// connection, so the store must see the closed session before it sends the
+// call's first statement: the call then runs on a new connection and
+// succeeds, instead of failing UNAVAILABLE "connection lost".
+TEST_F(ShardStorePgTest, NonIdempotentCallAfterTheServerClosedTheSessionRuns) {
+  ShardStoreOptions options;
+  options.application_name = absl::StrCat("closed-by-server-", getpid());
+  ShardStore store(1, Dsn(DsnOf(1)), options);
+  ASSERT_OK_AND_ASSIGN(first, MakeProduct(store, 5));
+  const std::string mine = absl::StrCat(
+      "FROM pg_stat_activity WHERE application_name = '",
+      options.application_name, "'");
+  const int64_t old_pid = QueryInt(DsnOf(1), absl::StrCat("SELECT pid ", mine));
+  ASSERT_GT(old_pid, 0);
+  ASSERT_EQ(QueryInt(DsnOf(1),
+                     absl::StrCat("SELECT count(*) FROM (SELECT "
+                                  "pg_terminate_backend(pid) ",
+                                  mine, ") t")),
+            1);
+  // The backend sends its goodbye and closes the socket.
+  ASSERT_TRUE(PollUntil([&] {
+    return QueryInt(DsnOf(1), absl::StrCat("SELECT count(*) ", mine)) == 0;
+  }, kPollTimeout));
+
+  absl::StatusOr<ProductRecord> second = MakeProduct(store, 7);
+  ASSERT_OK(second.status());
+  EXPECT_EQ(second->total_quantity, 7);
+  AdjustStockCommand adjust;
+  adjust.product_id = first.product_id;
+  adjust.delta = 3;
+  adjust.reason = 1;
+  ASSERT_OK_AND_ASSIGN(adjusted, store.AdjustStock(adjust));
+  EXPECT_EQ(adjusted.total_quantity, 8);
+  const int64_t new_pid = QueryInt(DsnOf(1), absl::StrCat("SELECT pid ", mine));
+  EXPECT_GT(new_pid, 0);
+  EXPECT_NE(new_pid, old_pid);
+}
+
 TEST_F(ShardStorePgTest, UnreachableShardIsUnavailableWithoutLeakingTheDsn) {
   // A loopback port that is bound but not listening: connections to it are
   // refused, and nobody else can take it while we hold it.

@@ -30,6 +30,7 @@
 #include "grpc_client.h"
 #include "gtest/gtest.h"
 #include "inventoryd_process.h"
+#include "poll_until.h"
 #include "shard_cluster.h"
 #include "sql.h"
 
@@ -523,6 +524,96 @@ TEST_F(ShardFailureTest, ShardDownAnswersUnavailableOthersKeepWorking) {
   for (int s = 0; s < kShards; ++s) {
     EXPECT_EQ(CounterDrift(cluster_->dsn(s)), 0) << "shard " << s;
   }
+}
+
+// A restart closes every worker's session while it is idle. Once the shard
+// is back, no call may fail for that: a worker sees its closed session
+// before it sends anything and reconnects, so even AdjustStock, which is
+// not retried after a broken connection, succeeds on its first try. (Before
+// that, each stale connection cost one call UNAVAILABLE "connection lost".)
+TEST_F(ShardFailureTest, AfterAShardRestartNoCallFailsOnAStaleConnection) {
+  constexpr int kConnections = 4;
+  InventorydProcess* server = StartServer(
+      {absl::StrCat("--shard_connections=", kConnections)});
+  ASSERT_NE(server, nullptr);
+  auto stub = InventoryService::NewStub(Connect(server->address()));
+  const int64_t product = ProductOn(2600, 1);
+  ASSERT_TRUE(CreateProduct(*stub, product, 10).ok());
+  const std::string sessions =
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+      "'inventoryd'";
+
+  // Bursts of concurrent AdjustStock(+1) calls, each from its own thread;
+  // returns what each answered.
+  auto burst = [&](int calls) {
+    std::vector<grpc::Status> out(calls);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < calls; ++i) {
+      threads.emplace_back([&, i] {
+        v1::AdjustStockRequest req;
+        req.set_product_id(product);
+        req.set_delta(1);
+        req.set_reason(v1::STOCK_ADJUSTMENT_REASON_RESTOCK);
+        v1::Product resp;
+        // Beyond --statement_timeout (5 s): every call runs under that
+        // same bound, so no SET statement_timeout precedes the call's own
+        // statement (a SET would meet the closed session first, and the
+        // call would then reconnect anyway).
+        auto ctx = ContextWithTimeout(absl::Seconds(10));
+        out[i] = stub->AdjustStock(ctx.get(), req, &resp);
+      });
+    }
+    for (auto& t : threads) t.join();
+    return out;
+  };
+  // Every worker connection is open (they open on first use), plus the
+  // health monitor's.
+  int64_t applied = 0;
+  ASSERT_TRUE(PollUntil([&] {
+    for (const grpc::Status& s : burst(2 * kConnections)) {
+      EXPECT_TRUE(s.ok()) << Describe(s);
+      applied += s.ok();
+    }
+    return QueryInt(cluster_->dsn(1), sessions) >= kConnections + 1;
+  }, absl::Seconds(20)));
+
+  KillShard(1);
+  StartShard(1);
+  // The monitor reconnects first (it probes every second); the workers'
+  // sessions are the closed ones until calls reach them.
+  ASSERT_TRUE(PollUntil([&] {
+    return QueryInt(cluster_->dsn(1), sessions) >= 1;
+  }, absl::Seconds(20)));
+
+  // Until the monitor has marked the shard reachable again, calls are
+  // refused without reaching a worker ("not reachable"). After that, every
+  // call must succeed: three bursts in a row, and none on the way may say
+  // "connection lost".
+  int lost = 0, clean_bursts = 0;
+  const absl::Time until = absl::Now() + absl::Seconds(15);
+  while (clean_bursts < 3 && absl::Now() < until) {
+    bool clean = true;
+    for (const grpc::Status& s : burst(2 * kConnections)) {
+      applied += s.ok();
+      if (s.ok()) continue;
+      clean = false;
+      if (absl::StrContains(s.error_message(), "connection lost")) {
+        ++lost;
+        ADD_FAILURE() << "after the restart: " << Describe(s);
+      } else {
+        EXPECT_TRUE(IsShardUnavailable(s, 1)) << Describe(s);
+        EXPECT_EQ(clean_bursts, 0) << "a failure after a clean burst: "
+                                   << Describe(s);
+      }
+    }
+    clean_bursts = clean ? clean_bursts + 1 : 0;
+  }
+  EXPECT_EQ(clean_bursts, 3);
+  EXPECT_EQ(lost, 0);
+  // Each success added exactly one unit; no failure added any.
+  v1::Product after;
+  ASSERT_TRUE(GetProduct(*stub, product, &after).ok());
+  EXPECT_EQ(after.total_quantity(), 10 + applied);
 }
 
 // One call made around the time a shard froze: when it started, how it ended.

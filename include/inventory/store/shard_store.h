@@ -176,14 +176,19 @@ class ShardStore {
 
  private:
   // Runs `fn` on the connection and turns exceptions into statuses.
-  // Serialisation failures and deadlocks are retried. A connection found
-  // broken (say the shard restarted since the last call) is re-opened and
-  // `fn` tried once more if it is `idempotent` (safe to run twice: reads,
-  // and the group transaction, whose requests replay by request id).
+  // Serialisation failures and deadlocks are retried. A session the server
+  // closed while idle (say the shard restarted since the last call) is seen
+  // before `fn` runs and replaced. A connection that breaks during `fn` is
+  // re-opened and `fn` tried once more if it is `idempotent` (safe to run
+  // twice: reads, and the group transaction, whose requests replay by
+  // request id).
   template <typename Fn>
   auto Run(const char* what, Fn&& fn, bool idempotent = true) -> decltype(fn());
 
   absl::Status Translate(const char* what, const std::exception& e);
+
+  // Drops the connection if the server has closed it since the last call.
+  void DropIfClosedByServer();
 
   // FAILED_PRECONDITION SHARD_IDENTITY_MISMATCH naming this shard's place in
   // the list and the identity the database recorded.
