@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "absl/strings/str_cat.h"
+
 #include "inventory/common/errors.h"
 #include "spdlog/spdlog.h"
 
@@ -18,6 +20,9 @@ struct ShardMonitor::State {
   absl::Notification stop;
   absl::Notification exited;
   bool mismatch_reported = false;
+  // The first probe's status, written once before first_probe is notified.
+  absl::Status first_status;
+  absl::Notification first_probe;
 };
 
 ShardMonitor::ShardMonitor(std::unique_ptr<ShardStore> store, int shard_count,
@@ -72,23 +77,30 @@ absl::Status Probe(ShardStore& store, int shard_count, ShardHealth& health,
 
 }  // namespace
 
-absl::Status ShardMonitor::ProbeOnce() {
-  State& s = *state_;
-  return Probe(*s.store, s.shard_count, *s.health, s.mismatch_reported,
-               s.on_mismatch);
-}
-
 void ShardMonitor::Start() {
   thread_ = std::thread([state = state_] {
     while (!state->stop.HasBeenNotified()) {
       // Probe reports to the shard's health itself.
-      Probe(*state->store, state->shard_count, *state->health,
-            state->mismatch_reported, state->on_mismatch)
-          .IgnoreError();
+      absl::Status status =
+          Probe(*state->store, state->shard_count, *state->health,
+                state->mismatch_reported, state->on_mismatch);
+      if (!state->first_probe.HasBeenNotified()) {
+        state->first_status = std::move(status);
+        state->first_probe.Notify();
+      }
       state->stop.WaitForNotificationWithTimeout(state->interval);
     }
     state->exited.Notify();
   });
+}
+
+absl::Status ShardMonitor::WaitForFirstProbe(absl::Duration wait) {
+  if (!state_->first_probe.WaitForNotificationWithTimeout(wait)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "its first probe has had no answer for ", absl::FormatDuration(wait),
+        " (shard hung?)"));
+  }
+  return state_->first_status;
 }
 
 bool ShardMonitor::Stop(absl::Duration wait) {

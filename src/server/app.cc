@@ -1,7 +1,7 @@
 #include "inventory/server/app.h"
 
+#include <algorithm>
 #include <fstream>
-#include <future>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -34,23 +34,21 @@ absl::Status App::Start() {
     health_.push_back(std::make_unique<ShardHealth>());
   }
 
-  // Bootstrap every shard in parallel; a shard that is down now is
-  // bootstrapped by its monitor once it comes up.
+  // Every shard's monitor bootstraps it at once, in parallel. A shard that
+  // is down, or has not answered by the wait's end (hung), is bootstrapped
+  // by its monitor once it does; until then its products answer
+  // UNAVAILABLE, and the other shards serve.
   for (int i = 0; i < n; ++i) {
     monitors_.push_back(std::make_unique<ShardMonitor>(
         std::make_unique<ShardStore>(i, config_.shards[i], config_.store), n,
         health_[i].get(), config_.probe_interval,
         [this](const absl::Status&) { RequestStop(1); }));
+    monitors_.back()->Start();
   }
-  std::vector<std::future<absl::Status>> probes;
+  const absl::Time wait_until = absl::Now() + config_.startup_probe_wait;
   for (int i = 0; i < n; ++i) {
-    probes.push_back(std::async(std::launch::async,
-                                [m = monitors_[i].get()] {
-                                  return m->ProbeOnce();
-                                }));
-  }
-  for (int i = 0; i < n; ++i) {
-    absl::Status s = probes[i].get();
+    absl::Status s = monitors_[i]->WaitForFirstProbe(
+        std::max(absl::ZeroDuration(), wait_until - absl::Now()));
     if (s.code() == absl::StatusCode::kFailedPrecondition) return s;
     if (!s.ok()) {
       spdlog::warn("shard {} ({}) is not reachable at start: {}; its products "
@@ -108,7 +106,6 @@ absl::Status App::Start() {
         health_[i].get(), exec_options));
     executors_.back()->Start();
     executors.push_back(executors_.back().get());
-    monitors_[i]->Start();
   }
   sweeper_ = std::make_unique<ExpirySweeper>(executors, config_.sweeper);
   sweeper_->Start();

@@ -413,10 +413,12 @@ int64_t ShardStore::TimeoutMs(absl::Time deadline) const {
 
 void ShardStore::SetCallDeadline(absl::Time deadline) {
   call_deadline_ = deadline;
-  DropIfClosedByServer();
   if (conn_ == nullptr) return;  // EnsureConnected starts with this bound
   const int64_t left = TimeoutMs(deadline);
   if (left == statement_timeout_ms_) return;
+  // A closed session is replaced by the call itself, with this bound.
+  DropIfClosedByServer();
+  if (conn_ == nullptr) return;
   try {
     pqxx::nontransaction tx(conn_->c);
     tx.exec(absl::StrCat("SET statement_timeout = ", left));

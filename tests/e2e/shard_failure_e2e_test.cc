@@ -1,8 +1,9 @@
 // End to end: inventoryd against 3 real shards while things break — a shard
 // crash-stops, a shard hangs (SIGSTOP), the service is SIGKILLed mid-load, a
-// shard is killed mid-load, and the service starts with a shard down. A shard
-// that is down or hung costs only its own products, every call stays inside
-// its deadline, and no acknowledged reservation is lost or made twice.
+// shard is killed mid-load, the service starts with a shard down or hung, and
+// a restarted shard's closed sessions are replaced without a failed call. A
+// shard that is down or hung costs only its own products, every call stays
+// inside its deadline, and no acknowledged reservation is lost or made twice.
 //
 // Products live on shard product_id mod 3; every test uses its own product
 // ids and request-id prefix, since the tests share one set of shards.
@@ -1067,6 +1068,91 @@ TEST_F(ShardFailureTest, ShardKilledMidFlightLosesNothing) {
   for (int s = 0; s < kShards; ++s) {
     EXPECT_EQ(CounterDrift(cluster_->dsn(s)), 0) << "shard " << s;
   }
+}
+
+// A shard that hangs after accepting the start-up bootstrap's connection
+// (here: the bootstrap waits for its advisory lock, held elsewhere, when the
+// shard is SIGSTOPped) must not keep the service from starting: start-up
+// waits 10 s for each shard's first probe, then serves the others, and the
+// hung shard is bootstrapped and served once it answers.
+TEST_F(ShardFailureTest, ServiceStartsWhileAShardHangsInItsBootstrap) {
+  const int64_t p0 = ProductOn(5100, 0);
+  const int64_t p2 = ProductOn(5100, 2);
+  {
+    InventorydProcess* setup = StartServer();
+    ASSERT_NE(setup, nullptr);
+    auto stub = InventoryService::NewStub(Connect(setup->address()));
+    ASSERT_TRUE(CreateProduct(*stub, p0, 10).ok());
+    ASSERT_TRUE(CreateProduct(*stub, p2, 10).ok());
+  }
+  servers_.clear();
+
+  // The holder takes the bootstrap lock for 3 s; the watcher freezes shard 2
+  // as soon as the new instance's bootstrap waits for that lock.
+  const std::string marker = absl::StrCat("hold-bootstrap-", getpid());
+  std::thread holder([&] {
+    Exec(cluster_->dsn(2),
+         absl::StrCat("SELECT pg_advisory_lock(", 0x1a7e4e0001,
+                      "), pg_sleep(3), '", marker, "'"));
+  });
+  ASSERT_TRUE(PollUntil([&] {
+    return QueryInt(cluster_->dsn(2),
+                    absl::StrCat("SELECT count(*) FROM pg_stat_activity "
+                                 "WHERE wait_event = 'PgSleep' AND query LIKE "
+                                 "'%", marker, "%'")) > 0;
+  }, absl::Seconds(5)));
+  std::atomic<bool> froze{false};
+  std::thread watcher([&] {
+    froze = PollUntil([&] {
+      return QueryInt(cluster_->dsn(2),
+                      "SELECT count(*) FROM pg_stat_activity WHERE "
+                      "application_name = 'inventoryd' AND wait_event_type = "
+                      "'Lock'") > 0;
+    }, absl::Seconds(3));
+    if (froze) PauseShard(2);
+  });
+  const absl::Time start = absl::Now();
+  InventorydProcess* server = StartServer({"--default_deadline=2s"});
+  const absl::Duration took = absl::Now() - start;
+  watcher.join();
+  ASSERT_TRUE(froze) << "the bootstrap never waited for the lock";
+  ASSERT_NE(server, nullptr) << "inventoryd must start with shard 2 hung";
+  EXPECT_LT(took, absl::Seconds(20));
+  std::cout << "[ info ] started in " << absl::FormatDuration(took)
+            << " with shard 2 hung\n";
+  auto channel = Connect(server->address());
+  auto stub = InventoryService::NewStub(channel);
+  EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
+  {
+    v1::ReserveItemResponse resp;
+    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+      return stub->ReserveItem(ctx, ReserveRequest("t6-0", p0, 1, "cust-t6"),
+                               &resp);
+    });
+    EXPECT_TRUE(t.status.ok()) << Describe(t.status);
+  }
+  {
+    v1::GetProductRequest req;
+    req.set_product_id(p2);
+    v1::Product resp;
+    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+      return stub->GetProduct(ctx, req, &resp);
+    });
+    EXPECT_TRUE(IsShardUnavailable(t.status, 2)) << "GetProduct";
+    EXPECT_LT(t.elapsed, absl::Seconds(1));
+  }
+  EXPECT_THAT(server->Log(), HasSubstr("its first probe has had no answer"));
+
+  // Thawed, the holder's sleep ends and frees the lock: the monitor's
+  // bootstrap goes through and shard 2 serves.
+  ResumeShard(2);
+  holder.join();
+  ASSERT_TRUE(WaitUntilServes(*stub, p2, absl::Seconds(15)))
+      << "shard 2 did not serve within 15 s of its resume";
+  v1::ReserveItemResponse resp;
+  grpc::Status s = Reserve(*stub, "t6-2", p2, 1, "cust-t6", &resp);
+  EXPECT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(CounterDrift(cluster_->dsn(2)), 0);
 }
 
 TEST_F(ShardFailureTest, ServiceStartsWithAShardDown) {

@@ -29,11 +29,14 @@ class ShardMonitor {
                IdentityMismatch on_mismatch);
   ~ShardMonitor();
 
-  // One probe: bootstrap if not yet verified, else ping. Returns its status.
-  absl::Status ProbeOnce();
-
-  // Probes every `interval` on a thread of its own until Stop().
+  // Probes every `interval` on a thread of its own until Stop(), starting at
+  // once: the first probe bootstraps the shard.
   void Start();
+
+  // Waits up to `wait` for Start()'s first probe and returns its status, or
+  // DEADLINE_EXCEEDED if it is still running (a hung shard: it goes on in
+  // the background, and the shard serves once it succeeds).
+  absl::Status WaitForFirstProbe(absl::Duration wait);
 
   // Stops probing. Returns false if the probe thread is stuck on a hung
   // shard (it is then detached and must be left alone).

@@ -34,6 +34,9 @@ struct AppConfig {
   ServiceOptions service;
   absl::Duration drain_timeout = absl::Seconds(10);
   absl::Duration probe_interval = absl::Seconds(1);
+  // How long start-up waits for a shard's first probe (its bootstrap). A
+  // shard still silent then is served once its probe finishes.
+  absl::Duration startup_probe_wait = absl::Seconds(10);
   ExpirySweeper::Options sweeper;
   ShardExecutor::Options executor;
   ShardStoreOptions store;
