@@ -1,5 +1,6 @@
 // inventoryd: parses flags (each also settable as INVENTORY_<FLAG> in the
 // environment), wires an App and serves until SIGINT/SIGTERM.
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -180,16 +181,33 @@ int main(int argc, char** argv) {
     inventory::FlushLogs();
     std::_Exit(1);
   }
-  std::thread([&app, signals] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT"
-                                                               : "SIGTERM");
-    app.RequestStop(0);
-  }).detach();
+  // The first SIGINT / SIGTERM asks for a graceful stop (drain, exit 0); a
+  // second one, during the drain, exits at once. `main_done` tells the
+  // thread, woken by main itself, that `app` is going away.
+  std::atomic<bool> main_done{false};
+  std::thread signal_thread([&app, &main_done, signals] {
+    for (int received = 1;; ++received) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (main_done.load()) return;
+      const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (received == 1) {
+        spdlog::info("received {}, shutting down (a second one stops at once)",
+                     name);
+        app.RequestStop(0);
+        continue;
+      }
+      spdlog::warn("received {} again: exiting now, without draining", name);
+      inventory::FlushLogs();
+      std::_Exit(128 + sig);
+    }
+  });
 
   const int code = app.Wait();
   const bool clean = app.Shutdown();
+  main_done.store(true);
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
   // Everything still held is written, and any later line at once (a thread
   // left on a hung shard may still log; spdlog::shutdown() would leave it a
   // null logger).

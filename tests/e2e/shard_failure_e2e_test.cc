@@ -1070,6 +1070,45 @@ TEST_F(ShardFailureTest, ShardKilledMidFlightLosesNothing) {
   }
 }
 
+// A worker stuck on a hung shard makes the graceful stop wait out its drain
+// (--drain_timeout plus a second). A second SIGTERM during that wait exits at
+// once, with 128 + SIGTERM; one SIGTERM alone still waits, then exits.
+TEST_F(ShardFailureTest, ASecondSigtermDuringTheDrainExitsAtOnce) {
+  InventorydProcess* server = StartServer({"--drain_timeout=5s"});
+  ASSERT_NE(server, nullptr);
+  auto stub = InventoryService::NewStub(Connect(server->address()));
+  const int64_t product = ProductOn(2700, 1);
+  ASSERT_TRUE(CreateProduct(*stub, product, 10).ok());
+
+  // A reserve reaches the frozen shard: its worker is stuck in the
+  // statement until the thaw (the call itself is answered "outcome
+  // unknown" once the hang is noticed).
+  PauseShard(1);
+  v1::ReserveItemResponse resp;
+  Timed t = TimeCall(absl::Seconds(10), [&](grpc::ClientContext* ctx) {
+    return stub->ReserveItem(
+        ctx, ReserveRequest("t7-stuck", product, 1, "cust-t7"), &resp);
+  });
+  EXPECT_FALSE(t.status.ok());
+
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->WaitExit(absl::Seconds(2)), -1)
+      << "one SIGTERM waits for the stuck worker";
+  const absl::Time second = absl::Now();
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->WaitExit(absl::Seconds(3)), 128 + SIGTERM) << server->Log();
+  EXPECT_LT(absl::Now() - second, absl::Seconds(2));
+  EXPECT_THAT(server->Log(), HasSubstr("received SIGTERM again: exiting now"));
+  ResumeShard(1);
+  // What the stuck statement did at the thaw stays consistent.
+  ASSERT_TRUE(PollUntil([&] {
+    return QueryInt(cluster_->dsn(1),
+                    "SELECT count(*) FROM pg_stat_activity WHERE "
+                    "application_name = 'inventoryd'") == 0;
+  }, absl::Seconds(10)));
+  EXPECT_EQ(CounterDrift(cluster_->dsn(1)), 0);
+}
+
 // A shard that hangs after accepting the start-up bootstrap's connection
 // (here: the bootstrap waits for its advisory lock, held elsewhere, when the
 // shard is SIGSTOPped) must not keep the service from starting: start-up
