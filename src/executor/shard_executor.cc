@@ -385,6 +385,7 @@ void ShardExecutor::DeadlineLoop() {
 
 bool ShardExecutor::Shutdown(absl::Time deadline) {
   if (!started_ || detached_) return !detached_;
+  std::vector<std::shared_ptr<Call>> abandoned;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -394,31 +395,28 @@ bool ShardExecutor::Shutdown(absl::Time deadline) {
     mu_.AwaitWithDeadline(absl::Condition(&drained), deadline);
     if (live_workers_ > 0) {
       // Workers stuck on a hung shard: answer whatever waits and leave them.
-      for (auto& c : queue_) {
-        c->Fail(ShardUnavailableError(shard_index_, "service is stopping"));
-      }
+      spdlog::warn("shard {}: {} worker(s) still busy at shutdown (hung shard?)",
+                   shard_index_, live_workers_);
+      detached_ = true;
+      abandoned.assign(queue_.begin(), queue_.end());
       queue_.clear();
       queued_ops_ = 0;
-      for (auto& calls : running_) {
-        for (auto& c : calls) {
-          c->Fail(ShardUnavailableError(shard_index_, "service is stopping"));
-        }
+      for (const auto& calls : running_) {
+        abandoned.insert(abandoned.end(), calls.begin(), calls.end());
       }
     }
   }
-  absl::MutexLock lock(&mu_);
-  if (live_workers_ > 0) {
-    spdlog::warn("shard {}: {} worker(s) still busy at shutdown (hung shard?)",
-                 shard_index_, live_workers_);
-    detached_ = true;
+  // Answered outside the lock: an answer may call back into the executor.
+  for (const auto& c : abandoned) {
+    c->Fail(ShardUnavailableError(shard_index_, "service is stopping"));
+  }
+  if (detached_) {
     for (auto& t : workers_) t.detach();
     deadline_thread_.detach();
     return false;
   }
-  mu_.Unlock();
   for (auto& t : workers_) t.join();
   deadline_thread_.join();
-  mu_.Lock();
   workers_.clear();
   started_ = false;
   return true;

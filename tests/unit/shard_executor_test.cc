@@ -562,6 +562,50 @@ TEST(ShardExecutorHungTest, ShutdownGivesUpOnHungWorker) {
   EXPECT_FALSE(queued->work_started.load());
 }
 
+// The answers Shutdown gives the calls it abandons run outside the
+// executor's lock: a callback may ask the executor about itself (here
+// queued() and busy()) without deadlocking the shutdown.
+TEST(ShardExecutorHungTest, AbandonedCallsAnswerOutsideTheLock) {
+  // Leaked on purpose, as above.
+  auto* health = new ShardHealth();
+  health->MarkVerified();
+  ShardExecutor::Options options;
+  options.connections = 1;
+  auto* executor = new ShardExecutor(kShard, &UnusedStore, health, options);
+  executor->Start();
+  auto gate = std::make_shared<Gate>();
+  ProbePtr hung = NewProbe();
+  executor->Submit<int>(absl::Now() + absl::Minutes(5),
+                        BlocksUntil(hung, *gate, 1), Done(hung));
+  ASSERT_TRUE(Eventually([&] { return hung->work_started.load(); }));
+  ProbePtr queued = NewProbe();
+  std::atomic<int> seen_busy{-1};
+  executor->Submit<int>(absl::Now() + absl::Minutes(5), Returns(queued, 2),
+                        [executor, &seen_busy, done = Done(queued)](
+                            absl::StatusOr<int> r) {
+                          seen_busy = executor->busy() +
+                                      static_cast<int>(executor->queued());
+                          done(std::move(r));
+                        });
+
+  auto finished = std::make_shared<absl::Notification>();
+  std::thread([executor, finished] {
+    executor->Shutdown(absl::Now() + absl::Milliseconds(200));
+    finished->Notify();
+  }).detach();
+  if (!finished->WaitForNotificationWithTimeout(kPatience)) {
+    ADD_FAILURE() << "Shutdown deadlocked answering a call that asked the "
+                     "executor about itself";
+    std::cerr.flush();
+    std::_Exit(1);  // the stuck threads could not be joined
+  }
+  ASSERT_TRUE(queued->answered.HasBeenNotified());
+  ExpectShardUnavailable(queued->result.status());
+  EXPECT_EQ(seen_busy.load(), 1);  // the hung worker; nothing queued
+  gate->Open();
+  ASSERT_TRUE(Eventually([&] { return executor->busy() == 0; }));
+}
+
 // --- cancellation and coalescing ------------------------------------------------
 
 // A caller's "have I given up?" flag, as the `cancelled` callback reads it.
