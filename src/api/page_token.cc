@@ -18,6 +18,15 @@ absl::Status BadToken(const char* field, absl::string_view why) {
   return InvalidArgumentError({{field, std::string(why)}});
 }
 
+// A number as Encode* writes it: decimal digits only (SimpleAtoi alone would
+// also take " 7" and "+7", which no token of ours contains).
+template <typename Int>
+bool ParseNumber(absl::string_view text, Int* out) {
+  return !text.empty() && text.size() <= 19 &&
+         text.find_first_not_of("0123456789") == absl::string_view::npos &&
+         absl::SimpleAtoi(text, out);
+}
+
 }  // namespace
 
 std::string EncodePageToken(absl::string_view filters,
@@ -38,9 +47,8 @@ absl::StatusOr<PagePosition> DecodePageToken(absl::string_view token,
       absl::StrSplit(absl::string_view(raw).substr(kPagePrefix.size()),
                      absl::MaxSplits('|', 2));
   PagePosition p;
-  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &p.shard) ||
-      !absl::SimpleAtoi(parts[1], &p.after_id) || p.shard < 0 ||
-      p.shard >= shard_count || p.after_id < 0) {
+  if (parts.size() != 3 || !ParseNumber(parts[0], &p.shard) ||
+      !ParseNumber(parts[1], &p.after_id) || p.shard >= shard_count) {
     return BadToken("page_token", "is not a page token from this API");
   }
   if (parts[2] != filters) {
@@ -69,7 +77,7 @@ absl::StatusOr<std::vector<int64_t>> DecodeEventCursor(absl::string_view cursor,
        absl::StrSplit(absl::string_view(raw).substr(kCursorPrefix.size()),
                       ',')) {
     int64_t id = 0;
-    if (!absl::SimpleAtoi(part, &id) || id < 0) {
+    if (!ParseNumber(part, &id)) {
       return BadToken("cursor", "is not a cursor from WatchInventoryEvents");
     }
     ids.push_back(id);
