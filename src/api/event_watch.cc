@@ -3,8 +3,11 @@
 // cursor, writes the events one at a time in id order per shard, each with the
 // cursor just after it, and polls again.
 #include <atomic>
+#include <functional>
+#include <optional>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "inventory/api/convert.h"
 #include "inventory/api/inventory_service.h"
@@ -53,33 +56,71 @@ class EventWatch
  private:
   static constexpr int kBatch = 200;
 
-  // Reads up to kBatch events after the cursor from every shard; shards that
-  // do not answer are skipped this round.
-  std::vector<std::vector<InventoryEventRecord>> Poll() {
+  // Runs `work` (given the shard's index) on every shard at once and returns
+  // each one's answer, or nothing for a shard that did not answer in time.
+  template <typename T>
+  std::vector<std::optional<T>> AskEveryShard(
+      std::function<absl::StatusOr<T>(ShardStore&, size_t)> work) {
     const size_t n = executors_.size();
     struct Round {
       absl::Mutex mu;
-      std::vector<std::vector<InventoryEventRecord>> events;
-      size_t pending;
+      std::vector<std::optional<T>> answers ABSL_GUARDED_BY(mu);
+      size_t pending ABSL_GUARDED_BY(mu);
       absl::Notification done;
     };
     auto round = std::make_shared<Round>();
-    round->events.resize(n);
-    round->pending = n;
+    {
+      absl::MutexLock lock(&round->mu);
+      round->answers.resize(n);
+      round->pending = n;
+    }
     for (size_t s = 0; s < n; ++s) {
-      const int64_t after = cursor_[s];
-      executors_[s]->Submit<std::vector<InventoryEventRecord>>(
+      executors_[s]->Submit<T>(
           absl::Now() + absl::Seconds(2),
-          [after](ShardStore& store) { return store.ReadEvents(after, kBatch); },
-          [round, s](absl::StatusOr<std::vector<InventoryEventRecord>> r) {
+          [work, s](ShardStore& store) { return work(store, s); },
+          [round, s](absl::StatusOr<T> r) {
             absl::MutexLock lock(&round->mu);
-            if (r.ok()) round->events[s] = *std::move(r);
+            if (r.ok()) round->answers[s] = *std::move(r);
             if (--round->pending == 0) round->done.Notify();
           });
     }
     round->done.WaitForNotificationWithTimeout(absl::Seconds(3));
     absl::MutexLock lock(&round->mu);
-    return round->events;  // copies: late answers may still land in `round`
+    return round->answers;  // copies: late answers may still land in `round`
+  }
+
+  // Up to kBatch events after the cursor from every shard (none from a
+  // shard that does not answer this round).
+  std::vector<std::vector<InventoryEventRecord>> Poll() {
+    std::vector<std::vector<InventoryEventRecord>> events(executors_.size());
+    std::vector<std::optional<std::vector<InventoryEventRecord>>> answers =
+        AskEveryShard<std::vector<InventoryEventRecord>>(
+            [after = cursor_](ShardStore& store, size_t s) {
+              return store.ReadEvents(after[s], kBatch);
+            });
+    for (size_t s = 0; s < answers.size(); ++s) {
+      if (answers[s].has_value()) events[s] = *std::move(answers[s]);
+    }
+    return events;
+  }
+
+  // INVALID_ARGUMENT if the cursor is beyond a shard's newest event: it was
+  // forged, or made against another cluster or before a shard was restored
+  // from a backup, and would silently skip that shard's next events. Shards
+  // that do not answer now are not checked.
+  absl::Status CheckCursor() {
+    std::vector<std::optional<int64_t>> last = AskEveryShard<int64_t>(
+        [](ShardStore& store, size_t) { return store.LastEventId(); });
+    for (size_t s = 0; s < last.size(); ++s) {
+      if (!last[s].has_value() || cursor_[s] <= *last[s]) continue;
+      return InvalidArgumentError(
+          {{"cursor",
+            absl::StrCat("is beyond shard ", s, "'s newest event (", cursor_[s],
+                         " > ", *last[s], "): it is not from this cluster, "
+                         "or the shard was restored from a backup. Resume "
+                         "from a cursor this cluster gave, or from none")}});
+    }
+    return absl::OkStatus();
   }
 
   // Writes one message and waits for it to be sent; false if the stream is
@@ -98,6 +139,10 @@ class EventWatch
   }
 
   void Loop() {
+    if (absl::Status s = CheckCursor(); !s.ok()) {
+      Finish(ToGrpcStatus(s));  // OnDone deletes this
+      return;
+    }
     bool open = true;
     while (open && !stop_.HasBeenNotified()) {
       std::vector<std::vector<InventoryEventRecord>> events = Poll();

@@ -1109,6 +1109,13 @@ absl::StatusOr<std::vector<InventoryEventRecord>> ShardStore::ReadEvents(
              });
 }
 
+absl::StatusOr<int64_t> ShardStore::LastEventId() {
+  return Run("last event id", [&]() -> absl::StatusOr<int64_t> {
+    pqxx::nontransaction tx(conn_->c);
+    return tx.exec1("SELECT last_id FROM inventory_event_seq")[0].as<int64_t>();
+  });
+}
+
 absl::StatusOr<ShardVerification> ShardStore::VerifyCounters() {
   return Run("verify", [&]() -> absl::StatusOr<ShardVerification> {
     pqxx::work tx(conn_->c);

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "grpc_client.h"
 #include "gtest/gtest.h"
+#include "inventory/api/page_token.h"
 #include "inventoryd_process.h"
 #include "poll_until.h"
 #include "shard_cluster.h"
@@ -538,6 +539,40 @@ TEST_F(StockAdminTest, ABadCursorIsRejected) {
     ExpectError(reader->Finish(), grpc::StatusCode::INVALID_ARGUMENT,
                 "INVALID_ARGUMENT");
   }
+}
+
+// A well-formed cursor past a shard's newest event (forged, another
+// cluster's, or older than a backup the shard was restored from) would skip
+// that shard's next events without a word: it is refused instead.
+TEST_F(StockAdminTest, ACursorBeyondAShardsNewestEventIsRejected) {
+  const int64_t id = NewProductId();
+  ASSERT_TRUE(Create(id, 5, v1::STOCK_POLICY_STRICT, 2).ok());
+  std::vector<int64_t> ahead(kShards, 0);
+  ahead[id % kShards] = int64_t{1} << 40;
+  auto stub = v1::InventoryService::NewStub(Connect(server_->address()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  v1::WatchInventoryEventsRequest req;
+  req.set_cursor(EncodeEventCursor(ahead));
+  auto reader = stub->WatchInventoryEvents(&ctx, req);
+  v1::WatchInventoryEventsResponse msg;
+  EXPECT_FALSE(reader->Read(&msg));
+  const grpc::Status refused = reader->Finish();
+  ExpectError(refused, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT");
+  EXPECT_THAT(refused.error_message(),
+              ::testing::HasSubstr(absl::StrCat(
+                  "is beyond shard ", id % kShards, "'s newest event")));
+  // A cursor at a shard's newest event (a watcher that had caught up) is
+  // good: the stream stays open, waiting for the next one.
+  ASSERT_TRUE(Reserve(*stub_, absl::StrCat("cb-", id), id, 4, "c").ok());
+  auto events = WatchFor(server_->address(), "", id, 1);
+  ASSERT_EQ(events.size(), 1u);
+  grpc::ClientContext caught_up;
+  caught_up.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  req.set_cursor(events[0].cursor);
+  auto open = stub->WatchInventoryEvents(&caught_up, req);
+  EXPECT_FALSE(open->Read(&msg));
+  EXPECT_EQ(open->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
 // ------------------------------------------------- audit trail, pagination

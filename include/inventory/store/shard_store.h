@@ -167,6 +167,9 @@ class ShardStore {
   absl::StatusOr<std::vector<InventoryEventRecord>> ReadEvents(int64_t after_id,
                                                                int limit);
 
+  // The id of the shard's newest outbox event (0 if none yet).
+  absl::StatusOr<int64_t> LastEventId();
+
   // Recomputes every product's counters from its rows (reconciliation).
   absl::StatusOr<ShardVerification> VerifyCounters();
 
