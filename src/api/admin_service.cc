@@ -51,10 +51,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CheckShards(
   }
   struct Gather {
     absl::Mutex mu;
-    int pending;
+    int pending ABSL_GUARDED_BY(mu);
   };
   auto gather = std::make_shared<Gather>();
-  gather->pending = n;
+  {
+    absl::MutexLock lock(&gather->mu);
+    gather->pending = n;
+  }
   // Every shard at once, each bounded by `timeout` and by the client's own
   // deadline (the executor answers just before it even if the shard never
   // does), so a short client deadline still gets the shards that answered.
@@ -126,26 +129,29 @@ grpc::ServerUnaryReactor* AdminServiceImpl::VerifyInventory(
 
   struct Gather {
     absl::Mutex mu;
-    size_t pending;
-    std::vector<absl::StatusOr<ShardVerification>> results;
+    size_t pending ABSL_GUARDED_BY(mu);
+    std::vector<absl::StatusOr<ShardVerification>> results ABSL_GUARDED_BY(mu);
   };
   auto gather = std::make_shared<Gather>();
-  gather->pending = shards_.size();
-  gather->results.resize(shards_.size(), absl::UnknownError("not answered"));
+  {
+    absl::MutexLock lock(&gather->mu);
+    gather->pending = shards_.size();
+    gather->results.resize(shards_.size(), absl::UnknownError("not answered"));
+  }
   for (size_t shard = 0; shard < shards_.size(); ++shard) {
     shards_[shard].executor->Submit<ShardVerification>(
         deadline, [](ShardStore& store) { return store.VerifyCounters(); },
         [gather, shard, reactor, response](
             absl::StatusOr<ShardVerification> result) {
-          bool last = false;
+          std::vector<absl::StatusOr<ShardVerification>> results;
           {
             absl::MutexLock lock(&gather->mu);
             gather->results[shard] = std::move(result);
-            last = --gather->pending == 0;
+            if (--gather->pending != 0) return;
+            results = std::move(gather->results);  // the last answer
           }
-          if (!last) return;
-          for (size_t s = 0; s < gather->results.size(); ++s) {
-            const auto& r = gather->results[s];
+          for (size_t s = 0; s < results.size(); ++s) {
+            const auto& r = results[s];
             if (!r.ok()) {
               response->add_unreachable_shards(static_cast<int>(s));
               continue;

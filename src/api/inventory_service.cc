@@ -13,10 +13,14 @@ namespace inventory {
 
 namespace v1 = ::inventory::v1;
 
+namespace {
+
 // Lets the executor skip work whose caller already gave up.
 std::function<bool()> CancelProbe(grpc::CallbackServerContext* context) {
   return [context] { return context->IsCancelled(); };
 }
+
+}  // namespace
 
 InventoryServiceImpl::InventoryServiceImpl(
     Router router, std::vector<ShardExecutor*> executors,
