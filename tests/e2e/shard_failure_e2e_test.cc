@@ -361,6 +361,22 @@ class ShardFailureTest : public ::testing::Test {
     return servers_.back().get();
   }
 
+  // Creates each product with 10 units through an inventoryd that is then
+  // stopped; false (and a test failure) if any step fails.
+  bool CreateThroughATemporaryServer(std::initializer_list<int64_t> products) {
+    InventorydProcess* setup = StartServer();
+    if (setup == nullptr) return false;
+    auto stub = InventoryService::NewStub(Connect(setup->address()));
+    bool ok = true;
+    for (int64_t id : products) {
+      grpc::Status s = CreateProduct(*stub, id, 10);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      ok = ok && s.ok();
+    }
+    servers_.clear();
+    return ok;
+  }
+
   void PauseShard(int i) {
     paused_.insert(i);
     cluster_->Pause(i);
@@ -1117,14 +1133,7 @@ TEST_F(ShardFailureTest, ASecondSigtermDuringTheDrainExitsAtOnce) {
 TEST_F(ShardFailureTest, ServiceStartsWhileAShardHangsInItsBootstrap) {
   const int64_t p0 = ProductOn(5100, 0);
   const int64_t p2 = ProductOn(5100, 2);
-  {
-    InventorydProcess* setup = StartServer();
-    ASSERT_NE(setup, nullptr);
-    auto stub = InventoryService::NewStub(Connect(setup->address()));
-    ASSERT_TRUE(CreateProduct(*stub, p0, 10).ok());
-    ASSERT_TRUE(CreateProduct(*stub, p2, 10).ok());
-  }
-  servers_.clear();
+  ASSERT_TRUE(CreateThroughATemporaryServer({p0, p2}));
 
   // The holder takes the bootstrap lock for 3 s; the watcher freezes shard 2
   // as soon as the new instance's bootstrap waits for that lock.
@@ -1197,14 +1206,7 @@ TEST_F(ShardFailureTest, ServiceStartsWhileAShardHangsInItsBootstrap) {
 TEST_F(ShardFailureTest, ServiceStartsWithAShardDown) {
   const int64_t p0 = ProductOn(5000, 0);
   const int64_t p2 = ProductOn(5000, 2);
-  {
-    InventorydProcess* setup = StartServer();
-    ASSERT_NE(setup, nullptr);
-    auto stub = InventoryService::NewStub(Connect(setup->address()));
-    ASSERT_TRUE(CreateProduct(*stub, p0, 10).ok());
-    ASSERT_TRUE(CreateProduct(*stub, p2, 10).ok());
-  }
-  servers_.clear();
+  ASSERT_TRUE(CreateThroughATemporaryServer({p0, p2}));
 
   KillShard(2);
   const absl::Time start = absl::Now();

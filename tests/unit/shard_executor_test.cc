@@ -523,20 +523,32 @@ TEST_F(ShardExecutorTest, CallsAfterShutdownAreRefused) {
   EXPECT_TRUE(executor->Shutdown(absl::Now() + kPatience));
 }
 
-TEST(ShardExecutorHungTest, ShutdownGivesUpOnHungWorker) {
-  // The executor and its health are leaked on purpose: Shutdown() returning
-  // false means the executor must not be destroyed (its abandoned threads
-  // still use it).
+// A one-connection executor whose only worker is stuck in `hung`'s work
+// until `gate` opens.
+struct HungExecutor {
+  ShardExecutor* executor;
+  std::shared_ptr<Gate> gate;
+  ProbePtr hung;
+};
+
+// The executor and its health are leaked on purpose: Shutdown() returning
+// false means the executor must not be destroyed (its abandoned threads
+// still use it).
+HungExecutor StartHungExecutor() {
   auto* health = new ShardHealth();
   health->MarkVerified();
   ShardExecutor::Options options;
   options.connections = 1;
   auto* executor = new ShardExecutor(kShard, &UnusedStore, health, options);
   executor->Start();
-  auto gate = std::make_shared<Gate>();
-  ProbePtr hung = NewProbe();
+  HungExecutor h{executor, std::make_shared<Gate>(), NewProbe()};
   executor->Submit<int>(absl::Now() + absl::Minutes(5),
-                        BlocksUntil(hung, *gate, 1), Done(hung));
+                        BlocksUntil(h.hung, *h.gate, 1), Done(h.hung));
+  return h;
+}
+
+TEST(ShardExecutorHungTest, ShutdownGivesUpOnHungWorker) {
+  auto [executor, gate, hung] = StartHungExecutor();
   ASSERT_TRUE(Eventually([&] { return hung->work_started.load(); }));
   ProbePtr queued = NewProbe();
   executor->Submit<int>(absl::Now() + absl::Minutes(5), Returns(queued, 2),
@@ -566,17 +578,7 @@ TEST(ShardExecutorHungTest, ShutdownGivesUpOnHungWorker) {
 // executor's lock: a callback may ask the executor about itself (here
 // queued() and busy()) without deadlocking the shutdown.
 TEST(ShardExecutorHungTest, AbandonedCallsAnswerOutsideTheLock) {
-  // Leaked on purpose, as above.
-  auto* health = new ShardHealth();
-  health->MarkVerified();
-  ShardExecutor::Options options;
-  options.connections = 1;
-  auto* executor = new ShardExecutor(kShard, &UnusedStore, health, options);
-  executor->Start();
-  auto gate = std::make_shared<Gate>();
-  ProbePtr hung = NewProbe();
-  executor->Submit<int>(absl::Now() + absl::Minutes(5),
-                        BlocksUntil(hung, *gate, 1), Done(hung));
+  auto [executor, gate, hung] = StartHungExecutor();
   ASSERT_TRUE(Eventually([&] { return hung->work_started.load(); }));
   ProbePtr queued = NewProbe();
   std::atomic<int> seen_busy{-1};
