@@ -605,6 +605,12 @@ TEST_F(FastPathTest, ConcurrentFastPathAndGroupTransactionsStayExact) {
       "SELECT deadlocks FROM pg_stat_database WHERE datname = "
       "current_database()";
   const int64_t deadlocks_before = QueryInt(dsn(), kDeadlocks);
+  // The workers' sessions, by their application_name.
+  ShardStoreOptions worker_options;
+  worker_options.application_name = "fp-conc-worker";
+  const std::string kWorkerSessions =
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+      "'fp-conc-worker'";
   for (int round = 0; round < kRounds; ++round) {
     const std::vector<int64_t> products = {
         MakeProduct(50), MakeProduct(50),
@@ -617,7 +623,7 @@ TEST_F(FastPathTest, ConcurrentFastPathAndGroupTransactionsStayExact) {
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
-        ShardStore store(0, Dsn(dsn()));
+        ShardStore store(0, Dsn(dsn()), worker_options);
         std::mt19937 rng(round * 100 + t);
         auto grant = [&](const ReservationOp& op, const ReservationRecord& r) {
           absl::MutexLock lock(&mu);
@@ -743,9 +749,11 @@ TEST_F(FastPathTest, ConcurrentFastPathAndGroupTransactionsStayExact) {
     }
     EXPECT_EQ(CounterDrift(dsn()), 0);
   }
-  // The workers' backends have exited (their stores are gone), which
-  // flushes their statistics; give the server a moment to finish.
-  absl::SleepFor(absl::Milliseconds(1500));
+  // A backend flushes its statistics as it exits: wait until the workers'
+  // backends (their stores are gone) have all exited.
+  ASSERT_TRUE(PollUntil([&] {
+    return QueryInt(dsn(), kWorkerSessions) == 0;
+  }, absl::Seconds(10))) << "the workers' sessions did not end";
   EXPECT_EQ(QueryInt(dsn(), kDeadlocks), deadlocks_before)
       << "batches deadlocked (and were retried): the lock order is broken";
   // Both paths were exercised; collisions are rare.
