@@ -169,6 +169,26 @@ v1::ReserveItemRequest ReserveRequest(const std::string& request_id,
   return req;
 }
 
+// ReserveItem of 1 unit (customer "cust-shard-failure") and GetProduct,
+// each with a 3 s deadline.
+Timed TimedReserve(InventoryService::Stub& stub, const std::string& request_id,
+                   int64_t product) {
+  return TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+    v1::ReserveItemResponse resp;
+    return stub.ReserveItem(
+        ctx, ReserveRequest(request_id, product, 1, "cust-shard-failure"),
+        &resp);
+  });
+}
+Timed TimedGetProduct(InventoryService::Stub& stub, int64_t product) {
+  return TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
+    v1::GetProductRequest req;
+    req.set_product_id(product);
+    v1::Product resp;
+    return stub.GetProduct(ctx, req, &resp);
+  });
+}
+
 // Polls `ok` (one call per round) until it holds `streak` times in a row or
 // `budget` runs out. Returns whether it did.
 bool WaitForStreak(absl::Duration budget, int streak,
@@ -1172,20 +1192,11 @@ TEST_F(ShardFailureTest, ServiceStartsWhileAShardHangsInItsBootstrap) {
   auto stub = InventoryService::NewStub(channel);
   EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
   {
-    v1::ReserveItemResponse resp;
-    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
-      return stub->ReserveItem(ctx, ReserveRequest("t6-0", p0, 1, "cust-t6"),
-                               &resp);
-    });
+    Timed t = TimedReserve(*stub, "t6-0", p0);
     EXPECT_TRUE(t.status.ok()) << Describe(t.status);
   }
   {
-    v1::GetProductRequest req;
-    req.set_product_id(p2);
-    v1::Product resp;
-    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
-      return stub->GetProduct(ctx, req, &resp);
-    });
+    Timed t = TimedGetProduct(*stub, p2);
     EXPECT_TRUE(IsShardUnavailable(t.status, 2)) << "GetProduct";
     EXPECT_LT(t.elapsed, absl::Seconds(1));
   }
@@ -1219,29 +1230,16 @@ TEST_F(ShardFailureTest, ServiceStartsWithAShardDown) {
   EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
 
   {
-    v1::ReserveItemResponse resp;
-    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
-      return stub->ReserveItem(ctx, ReserveRequest("t5-0", p0, 1, "cust-t5"),
-                               &resp);
-    });
+    Timed t = TimedReserve(*stub, "t5-0", p0);
     EXPECT_TRUE(t.status.ok()) << Describe(t.status);
   }
   {
-    v1::ReserveItemResponse resp;
-    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
-      return stub->ReserveItem(
-          ctx, ReserveRequest("t5-2-down", p2, 1, "cust-t5"), &resp);
-    });
+    Timed t = TimedReserve(*stub, "t5-2-down", p2);
     EXPECT_TRUE(IsShardUnavailable(t.status, 2)) << "ReserveItem";
     EXPECT_LT(t.elapsed, absl::Seconds(1));
   }
   {
-    v1::GetProductRequest req;
-    req.set_product_id(p2);
-    v1::Product resp;
-    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
-      return stub->GetProduct(ctx, req, &resp);
-    });
+    Timed t = TimedGetProduct(*stub, p2);
     EXPECT_TRUE(IsShardUnavailable(t.status, 2)) << "GetProduct";
     EXPECT_LT(t.elapsed, absl::Seconds(1));
   }
