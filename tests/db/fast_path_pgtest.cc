@@ -608,9 +608,9 @@ TEST_F(FastPathTest, ConcurrentFastPathAndGroupTransactionsStayExact) {
   // The workers' sessions, by their application_name.
   ShardStoreOptions worker_options;
   worker_options.application_name = "fp-conc-worker";
-  const std::string kWorkerSessions =
-      "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-      "'fp-conc-worker'";
+  const std::string kWorkerSessions = absl::StrCat(
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = '",
+      worker_options.application_name, "'");
   for (int round = 0; round < kRounds; ++round) {
     const std::vector<int64_t> products = {
         MakeProduct(50), MakeProduct(50),

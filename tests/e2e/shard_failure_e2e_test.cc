@@ -169,15 +169,13 @@ v1::ReserveItemRequest ReserveRequest(const std::string& request_id,
   return req;
 }
 
-// ReserveItem of 1 unit (customer "cust-shard-failure") and GetProduct,
-// each with a 3 s deadline.
+// ReserveItem of 1 unit and GetProduct, each with a 3 s deadline.
 Timed TimedReserve(InventoryService::Stub& stub, const std::string& request_id,
-                   int64_t product) {
+                   int64_t product, const std::string& customer_id) {
   return TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
     v1::ReserveItemResponse resp;
     return stub.ReserveItem(
-        ctx, ReserveRequest(request_id, product, 1, "cust-shard-failure"),
-        &resp);
+        ctx, ReserveRequest(request_id, product, 1, customer_id), &resp);
   });
 }
 Timed TimedGetProduct(InventoryService::Stub& stub, int64_t product) {
@@ -848,12 +846,8 @@ TEST_F(ShardFailureTest, HungShardCostsOnlyItsOwnProducts) {
     EXPECT_LT(late.elapsed, absl::Milliseconds(500)) << "late no-deadline call";
   }
   for (int s : {0, 2}) {
-    v1::ReserveItemResponse resp;
-    Timed t = TimeCall(absl::Seconds(3), [&](grpc::ClientContext* ctx) {
-      return stub->ReserveItem(
-          ctx, ReserveRequest(absl::StrCat("t2-later-", s), p[s], 1, "cust-t2"),
-          &resp);
-    });
+    Timed t =
+        TimedReserve(*stub, absl::StrCat("t2-later-", s), p[s], "cust-t2");
     EXPECT_TRUE(t.status.ok()) << "shard " << s << ": " << Describe(t.status);
     EXPECT_LT(t.elapsed, absl::Seconds(1)) << "shard " << s;
   }
@@ -1192,7 +1186,7 @@ TEST_F(ShardFailureTest, ServiceStartsWhileAShardHangsInItsBootstrap) {
   auto stub = InventoryService::NewStub(channel);
   EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
   {
-    Timed t = TimedReserve(*stub, "t6-0", p0);
+    Timed t = TimedReserve(*stub, "t6-0", p0, "cust-t6");
     EXPECT_TRUE(t.status.ok()) << Describe(t.status);
   }
   {
@@ -1230,11 +1224,11 @@ TEST_F(ShardFailureTest, ServiceStartsWithAShardDown) {
   EXPECT_EQ(HealthStatus(channel, kServiceName), kServing);
 
   {
-    Timed t = TimedReserve(*stub, "t5-0", p0);
+    Timed t = TimedReserve(*stub, "t5-0", p0, "cust-t5");
     EXPECT_TRUE(t.status.ok()) << Describe(t.status);
   }
   {
-    Timed t = TimedReserve(*stub, "t5-2-down", p2);
+    Timed t = TimedReserve(*stub, "t5-2-down", p2, "cust-t5");
     EXPECT_TRUE(IsShardUnavailable(t.status, 2)) << "ReserveItem";
     EXPECT_LT(t.elapsed, absl::Seconds(1));
   }
