@@ -245,9 +245,13 @@ void ShardExecutor::RunBatch(ShardStore& store,
   // array work): measured with pgbench, one call of 256 reserves took 54 ms
   // of CPU, one of 32 about 2.7 ms. What is left of a large batch is decided
   // in consecutive group transactions of at most kGroupChunk requests, in
-  // arrival order: still exactly the outcomes of one at a time.
-  for (size_t begin = 0; begin < batch.size(); begin += kGroupChunk) {
+  // arrival order: still exactly the outcomes of one at a time. A group
+  // transaction may decide only the first part of its chunk (it stops where
+  // a backorder fill runs); the next one starts with the first call it left.
+  size_t begin = 0;
+  while (begin < batch.size()) {
     const size_t end = std::min(batch.size(), begin + kGroupChunk);
+    std::vector<size_t> positions;  // of calls, in batch
     std::vector<std::shared_ptr<Call>> calls;
     std::vector<ReservationOp> chunk;
     absl::Time chunk_latest = absl::InfinitePast();
@@ -258,22 +262,29 @@ void ShardExecutor::RunBatch(ShardStore& store,
     const absl::Time now = absl::Now();
     for (size_t i = begin; i < end; ++i) {
       if (!StillWanted(*batch[i]) || FailIfDue(*batch[i], now)) continue;
+      positions.push_back(i);
       calls.push_back(batch[i]);
       chunk.push_back(ops[i]);
       chunk_latest = std::max(chunk_latest, batch[i]->deadline());
     }
-    if (calls.empty()) continue;
+    if (calls.empty()) {
+      begin = end;
+      continue;
+    }
     store.SetCallDeadline(chunk_latest);
-    absl::Status stop = DecideInGroupTransaction(store, calls, chunk);
-    if (!stop.ok()) {
+    absl::StatusOr<size_t> decided = DecideInGroupTransaction(store, calls, chunk);
+    if (!decided.ok()) {
       // Shard unreachable: so it is for the chunks after this one.
-      for (size_t i = end; i < batch.size(); ++i) batch[i]->CompleteOp(stop);
+      for (size_t i = end; i < batch.size(); ++i) {
+        batch[i]->CompleteOp(decided.status());
+      }
       return;
     }
+    begin = *decided < calls.size() ? positions[*decided] : end;
   }
 }
 
-absl::Status ShardExecutor::DecideInGroupTransaction(
+absl::StatusOr<size_t> ShardExecutor::DecideInGroupTransaction(
     ShardStore& store, const std::vector<std::shared_ptr<Call>>& batch,
     const std::vector<ReservationOp>& ops) {
   absl::StatusOr<std::vector<absl::StatusOr<ReserveOutcome>>> outcomes =
@@ -284,19 +295,22 @@ absl::Status ShardExecutor::DecideInGroupTransaction(
     if (batch.size() > 1 && !ends && !TimedOut(outcomes.status())) {
       // Nothing was applied. Decide each request alone, so one request
       // that breaks the statement cannot fail its batch-mates.
-      return DecideOneByOne(store, batch);
+      absl::Status stop = DecideOneByOne(store, batch);
+      if (!stop.ok()) return stop;
+      return batch.size();
     }
     // Out of time: the statement had until the chunk's last deadline (or
     // the --statement_timeout bound, if that came first), so every call of
     // the chunk is past its own deadline or that bound.
     for (const auto& call : batch) call->CompleteOp(outcomes.status());
-    return ends ? outcomes.status() : absl::OkStatus();
+    if (ends) return outcomes.status();
+    return batch.size();
   }
   health_->ReportSuccess();
-  for (size_t i = 0; i < batch.size(); ++i) {
+  for (size_t i = 0; i < outcomes->size(); ++i) {
     batch[i]->CompleteOp(std::move((*outcomes)[i]));
   }
-  return absl::OkStatus();
+  return outcomes->size();
 }
 
 absl::Status ShardExecutor::DecideOneByOne(

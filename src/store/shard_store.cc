@@ -773,15 +773,19 @@ ShardStore::ApplyBatch(const std::vector<ReservationOp>& ops) {
         NumberArray(a.rows), NumberArray(a.quantities),
         TextArray(a.customers), TextArray(a.requests),
         NumberArray(a.requested), NumberArray(a.holds));
-    if (r.size() != n) {
+    // The decided prefix: all of ops, or up to the first request after
+    // which a backorder fill runs (migration 0008).
+    if (r.empty() || r.size() > n) {
       spdlog::error("shard {}: inv_apply_batch answered {} rows for {} requests",
                     shard_index_, r.size(), n);
       return MakeError(absl::StatusCode::kInternal, reason::kInternal,
                        "internal error; it has been logged");
     }
     Answers answers;
-    answers.reserve(n);
-    for (size_t i = 0; i < n; ++i) answers.push_back(BatchAnswer(ops[i], r[i]));
+    answers.reserve(r.size());
+    for (size_t i = 0; i < r.size(); ++i) {
+      answers.push_back(BatchAnswer(ops[i], r[i]));
+    }
     return answers;
   });
 }

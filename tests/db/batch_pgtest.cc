@@ -1,8 +1,8 @@
 // Database tests of the group transaction (ShardStore::ApplyBatch) on a real
 // shard: one batch mixing a product's last units, duplicates of one request
 // id, releases and commits decides each request exactly as one-at-a-time
-// processing would; batches on several connections never deadlock or
-// oversell.
+// processing would, a backorder fill included; batches on several
+// connections never deadlock or oversell.
 #include <atomic>
 #include <random>
 #include <thread>
@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "inventory/common/errors.h"
 #include "inventory/store/shard_store.h"
+#include "backorder_fill.h"
 #include "one_shard.h"
 #include "shard_cluster.h"
 #include "sql.h"
@@ -22,15 +23,6 @@ class BatchTest : public OneShardTest<::testing::Test> {
  protected:
   static int64_t NewProductId() { return next_id_++; }
 
-  static ReservationOp RowOp(ReservationOp::Kind kind,
-                             const ReservationRecord& r) {
-    ReservationOp op;
-    op.kind = kind;
-    op.product_id = r.product_id;
-    op.row_id = r.row_id;
-    return op;
-  }
-
   // The same ops one at a time (each its own batch).
   std::vector<absl::StatusOr<ReserveOutcome>> OneAtATime(
       const std::vector<ReservationOp>& ops) {
@@ -40,6 +32,24 @@ class BatchTest : public OneShardTest<::testing::Test> {
       EXPECT_TRUE(r.ok()) << r.status();
       out.push_back(r.ok() ? std::move(r->front())
                            : absl::StatusOr<ReserveOutcome>(r.status()));
+    }
+    return out;
+  }
+
+  // Decides `ops` as the executor does: a group transaction may decide only
+  // a prefix (it stops where a backorder fill runs), and the rest goes to
+  // the next. `calls` counts the group transactions.
+  std::vector<absl::StatusOr<ReserveOutcome>> DecideAll(
+      std::vector<ReservationOp> ops, int* calls) {
+    std::vector<absl::StatusOr<ReserveOutcome>> out;
+    *calls = 0;
+    while (!ops.empty()) {
+      auto r = store_->ApplyBatch(ops);
+      ++*calls;
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok() || r->empty()) break;
+      ops.erase(ops.begin(), ops.begin() + r->size());
+      for (auto& a : *r) out.push_back(std::move(a));
     }
     return out;
   }
@@ -159,6 +169,64 @@ TEST_F(BatchTest, AReplaySeesTheBatchsEarlierReleaseOrCommitOfItsRow) {
   auto r = store_->GetReservation(product, released->reservation.row_id);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, ReservationStatus::kReleased);
+}
+
+// A release that frees stock for backorders: the later requests of the batch
+// see the fill (see BackorderFill), as one at a time, and so do the rows.
+// The group transaction stops after each of the two releases that fill.
+TEST_F(BatchTest, ALaterRequestOfTheBatchSeesABackorderFill) {
+  const BackorderFill batched =
+      BackorderFill::Build(*store_, NewProductId(), "fill-b-");
+  ASSERT_EQ(batched.ops.size(), 5u);
+  int calls = 0;
+  auto answers = DecideAll(batched.ops, &calls);
+  EXPECT_EQ(BackorderFill::Describe(answers), BackorderFill::Expected());
+  EXPECT_EQ(calls, 3);
+  ASSERT_EQ(answers.size(), 5u);
+  ASSERT_TRUE(answers[2].ok()) << answers[2].status();
+  batched.ExpectFilled(*store_, answers[2]->reservation.row_id);
+
+  const BackorderFill single =
+      BackorderFill::Build(*store_, NewProductId(), "fill-s-");
+  ASSERT_EQ(single.ops.size(), 5u);
+  auto alone = OneAtATime(single.ops);
+  EXPECT_EQ(BackorderFill::Describe(alone), BackorderFill::Expected());
+  ASSERT_TRUE(alone[2].ok()) << alone[2].status();
+  single.ExpectFilled(*store_, alone[2]->reservation.row_id);
+}
+
+// Two backorders of one batch share its create_time; the fill that covers
+// one of them takes the first to arrive, whatever the request ids' order.
+TEST_F(BatchTest, BackordersOfOneBatchAreFilledInArrivalOrder) {
+  const int64_t product = NewProductId();
+  NewProduct p;
+  p.product_id = product;
+  p.total_quantity = 1;
+  p.stock_policy = StockPolicy::kBackorder;
+  ASSERT_TRUE(store_->CreateProduct(p).ok());
+  const std::string tag = absl::StrCat("order-", product, "-");
+  auto held = store_->Reserve(ReserveOp(tag + "p", product, 1).reserve);
+  ASSERT_TRUE(held.ok()) << held.status();
+  int calls = 0;
+  auto answers = DecideAll(
+      {
+          ReserveOp(tag + "z", product, 1),  // first, backordered
+          ReserveOp(tag + "a", product, 1),  // second, backordered
+          RowOp(ReservationOp::Kind::kRelease, held->reservation),
+      },
+      &calls);
+  ASSERT_EQ(answers.size(), 3u);
+  for (const auto& a : answers) ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(answers[0]->reservation.backordered_quantity, 1);
+  EXPECT_EQ(answers[1]->reservation.backordered_quantity, 1);
+  auto first = store_->GetReservation(product, answers[0]->reservation.row_id);
+  auto second = store_->GetReservation(product, answers[1]->reservation.row_id);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->backordered_quantity, 0) << "the first to arrive is filled";
+  EXPECT_EQ(second->backordered_quantity, 1);
+  auto after = store_->GetProduct(product);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->backordered_quantity, 1);
 }
 
 TEST_F(BatchTest, ExpiredHoldInABatchIsRefusedAndReturned) {

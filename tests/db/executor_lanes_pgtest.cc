@@ -34,6 +34,7 @@
 #include "inventory/executor/shard_executor.h"
 #include "inventory/health/shard_health.h"
 #include "inventory/store/shard_store.h"
+#include "backorder_fill.h"
 #include "one_shard.h"
 #include "shard_cluster.h"
 #include "sql.h"
@@ -426,6 +427,38 @@ TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {
   auto p = store_->GetProduct(z);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->reserved_quantity, 50);
+}
+
+// The backorder-fill scenario (see BackorderFill) queued behind a blocked
+// batch, so that its five requests form one batch: the group transactions
+// stop where a fill runs, and the executor sends the rest on, so every
+// request is answered, with the fill seen as one at a time would.
+TEST_F(ExecutorLanesTest, ABatchSeesTheBackorderFillsOfItsEarlierRequests) {
+  const BackorderFill s =
+      BackorderFill::Build(*store_, next_id_++, "lanes-fill-");
+  ASSERT_EQ(s.ops.size(), 5u);
+  BlockedLane lane;
+  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane));
+  LoggedExecutor& logged = *lane.logged;
+  std::vector<std::shared_ptr<Answer<ReserveOutcome>>> answers;
+  for (const ReservationOp& op : s.ops) {
+    answers.push_back(std::make_shared<Answer<ReserveOutcome>>());
+    logged.executor->SubmitOp(absl::Now() + kCallDeadline, op,
+                              Done(answers.back()));
+  }
+  ASSERT_EQ(logged.executor->queued(), s.ops.size());
+  lane.Release();
+  ASSERT_TRUE(lane.on_x->WaitFor(kCallDeadline));
+  std::vector<absl::StatusOr<ReserveOutcome>> results;
+  for (auto& a : answers) {
+    ASSERT_TRUE(a->WaitFor(kCallDeadline)) << "a request was never answered";
+    results.push_back(a->result);
+  }
+  EXPECT_TRUE(logged.executor->Shutdown(absl::Now() + kCallDeadline));
+  EXPECT_EQ(logged.Sizes(), (std::vector<int>{1, 5}));
+  EXPECT_EQ(BackorderFill::Describe(results), BackorderFill::Expected());
+  ASSERT_TRUE(results[2].ok()) << results[2].status();
+  s.ExpectFilled(*store_, results[2]->reservation.row_id);
 }
 
 // A batch whose first 40 requests (more than a group transaction's 32) cannot

@@ -1,5 +1,5 @@
 // A test fixture over one bootstrapped local shard, shared by every test of
-// the binary, and the outcome names of a batch's answers.
+// the binary; the requests of a batch and the outcome names of its answers.
 // Base is ::testing::Test or ::testing::TestWithParam<T>.
 #ifndef INVENTORY_TESTS_HARNESS_ONE_SHARD_H_
 #define INVENTORY_TESTS_HARNESS_ONE_SHARD_H_
@@ -64,6 +64,16 @@ inline ReservationOp ReserveOp(const std::string& rid, int64_t product,
   op.reserve.quantity = quantity;
   op.reserve.customer_id = "cust";
   op.reserve.hold_ttl = absl::Minutes(15);
+  return op;
+}
+
+// A release or commit (`kind`) of the reservation `r`.
+inline ReservationOp RowOp(ReservationOp::Kind kind,
+                           const ReservationRecord& r) {
+  ReservationOp op;
+  op.kind = kind;
+  op.product_id = r.product_id;
+  op.row_id = r.row_id;
   return op;
 }
 

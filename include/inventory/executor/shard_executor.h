@@ -205,10 +205,11 @@ class ShardExecutor {
   void Enqueue(std::shared_ptr<Call> call);
   // Decides `batch` (OpCalls) in one group transaction on `store`.
   void RunBatch(ShardStore& store, std::vector<std::shared_ptr<Call>> batch);
-  // Decides `ops` (of `batch`) with one ApplyBatch and answers them. Returns
-  // the error that should stop the rest of the batch (shard unreachable),
-  // else OK.
-  absl::Status DecideInGroupTransaction(
+  // Decides `ops` (of `batch`) with one ApplyBatch and answers the ones it
+  // decided: a prefix, all of them unless a backorder fill ended the group
+  // transaction early. Returns how many, or the error that should stop the
+  // rest of the batch (shard unreachable).
+  absl::StatusOr<size_t> DecideInGroupTransaction(
       ShardStore& store, const std::vector<std::shared_ptr<Call>>& batch,
       const std::vector<ReservationOp>& ops);
   // Decides each call of a failed group transaction alone, in order, within
