@@ -201,23 +201,13 @@ absl::Status NotFoundProduct(int64_t product_id) {
                    {{"productId", absl::StrCat(product_id)}});
 }
 
-const char* StatusName(ReservationStatus s) {
-  switch (s) {
-    case ReservationStatus::kPending: return "PENDING";
-    case ReservationStatus::kPurchased: return "PURCHASED";
-    case ReservationStatus::kReleased: return "RELEASED";
-    case ReservationStatus::kExpired: return "EXPIRED";
-  }
-  return "UNKNOWN";
-}
-
 absl::Status NotPending(const ReservationRecord& r, absl::string_view action) {
   std::string id = FormatReservationId({r.product_id, r.row_id});
   return MakeError(
       absl::StatusCode::kFailedPrecondition, reason::kReservationNotPending,
       absl::StrCat("cannot ", action, " reservation ", id, ": it is ",
-                   StatusName(r.status)),
-      {{"reservationId", id}, {"status", StatusName(r.status)}});
+                   ReservationStatusName(r.status)),
+      {{"reservationId", id}, {"status", ReservationStatusName(r.status)}});
 }
 
 // Adds libpq keywords we rely on (bounded connect, dead-peer detection) unless

@@ -52,13 +52,7 @@ namespace inventory {
 
 // gtest output: status names instead of raw bytes.
 static void PrintTo(ReservationStatus s, std::ostream* os) {
-  switch (s) {
-    case ReservationStatus::kPending: *os << "PENDING"; return;
-    case ReservationStatus::kPurchased: *os << "PURCHASED"; return;
-    case ReservationStatus::kReleased: *os << "RELEASED"; return;
-    case ReservationStatus::kExpired: *os << "EXPIRED"; return;
-  }
-  *os << "ReservationStatus(" << static_cast<int>(s) << ")";
+  *os << ReservationStatusName(s);
 }
 
 namespace {

@@ -65,22 +65,16 @@ struct BackorderFill {
             "OK RELEASED bo=0", "OK(replayed) PURCHASED bo=0"};
   }
 
-  // Answers as Expected() spells them.
+  // Answers as Expected() spells them: OutcomeNames, then for an answer
+  // with a reservation its status and backordered units.
   static std::vector<std::string> Describe(
       const std::vector<absl::StatusOr<ReserveOutcome>>& answers) {
-    std::vector<std::string> out;
-    for (const auto& a : answers) {
-      if (!a.ok()) {
-        out.push_back(ErrorReason(a.status()));
-        continue;
-      }
-      static constexpr const char* kStatus[] = {"?", "PENDING", "PURCHASED",
-                                                "RELEASED", "EXPIRED"};
-      const int status = static_cast<int>(a->reservation.status);
-      out.push_back(absl::StrCat(a->replayed ? "OK(replayed) " : "OK ",
-                                 status >= 1 && status <= 4 ? kStatus[status]
-                                                            : "?",
-                                 " bo=", a->reservation.backordered_quantity));
+    std::vector<std::string> out = OutcomeNames(answers);
+    for (size_t i = 0; i < answers.size(); ++i) {
+      if (!answers[i].ok()) continue;
+      const ReservationRecord& r = answers[i]->reservation;
+      absl::StrAppend(&out[i], " ", ReservationStatusName(r.status),
+                      " bo=", r.backordered_quantity);
     }
     return out;
   }
@@ -101,7 +95,6 @@ struct BackorderFill {
       EXPECT_EQ(r->backordered_quantity, 0) << "row " << row;
     }
   }
-
 };
 
 }  // namespace inventory::testing

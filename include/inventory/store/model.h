@@ -20,6 +20,18 @@ enum class ReservationStatus : int16_t {
   kExpired = 4,
 };
 
+// The API's name of `s` ("PENDING", ...), for messages; "UNKNOWN" for a value
+// outside the enum.
+inline const char* ReservationStatusName(ReservationStatus s) {
+  switch (s) {
+    case ReservationStatus::kPending: return "PENDING";
+    case ReservationStatus::kPurchased: return "PURCHASED";
+    case ReservationStatus::kReleased: return "RELEASED";
+    case ReservationStatus::kExpired: return "EXPIRED";
+  }
+  return "UNKNOWN";
+}
+
 // Values equal the proto enum numbers and the smallint stored in the rows.
 enum class StockPolicy : int16_t {
   kStrict = 1,
