@@ -183,6 +183,27 @@ absl::StatusOr<Paging> ParsePaging(int32_t page_size,
   return paging;
 }
 
+// Finishes `reactor` with a list page: each record put into `response` by
+// `add`, and the next page's token (bound to `filters`) when there is one.
+template <typename Record, typename Response, typename Add>
+typename CrossShardPager<Record>::Done FinishPage(
+    grpc::ServerUnaryReactor* reactor, Response* response, std::string filters,
+    Add add) {
+  return [reactor, response, filters = std::move(filters), add](
+             absl::StatusOr<std::vector<Record>> records,
+             std::optional<PagePosition> next) {
+    if (!records.ok()) {
+      reactor->Finish(ToGrpcStatus(records.status()));
+      return;
+    }
+    for (const Record& record : *records) add(record, response);
+    if (next.has_value()) {
+      response->set_next_page_token(EncodePageToken(filters, *next));
+    }
+    reactor->Finish(grpc::Status::OK);
+  };
+}
+
 // The shards a list visits: the product's, or all in index order.
 std::vector<int> ShardsToVisit(const Router& router, int64_t product_id) {
   if (product_id > 0) return {router.ShardForProduct(product_id)};
@@ -226,19 +247,11 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::ListReservations(
         return s.ListReservations(filter, after, limit);
       },
       [](const ReservationRecord& r) { return r.row_id; },
-      [reactor, response, filters](
-          absl::StatusOr<std::vector<ReservationRecord>> records,
-          std::optional<PagePosition> next) {
-        if (!records.ok()) {
-          reactor->Finish(ToGrpcStatus(records.status()));
-          return;
-        }
-        for (const auto& r : *records) ToProto(r, response->add_reservations());
-        if (next.has_value()) {
-          response->set_next_page_token(EncodePageToken(filters, *next));
-        }
-        reactor->Finish(grpc::Status::OK);
-      });
+      FinishPage<ReservationRecord>(
+          reactor, response, filters,
+          [](const ReservationRecord& r, v1::ListReservationsResponse* out) {
+            ToProto(r, out->add_reservations());
+          }));
   pager->Step();
   return reactor;
 }
@@ -269,21 +282,12 @@ grpc::ServerUnaryReactor* InventoryServiceImpl::ListStockAdjustments(
         return s.ListStockAdjustments(product_id, after, limit);
       },
       [](const StockAdjustmentRecord& a) { return a.id; },
-      [reactor, response, filters](
-          absl::StatusOr<std::vector<StockAdjustmentRecord>> records,
-          std::optional<PagePosition> next) {
-        if (!records.ok()) {
-          reactor->Finish(ToGrpcStatus(records.status()));
-          return;
-        }
-        for (const auto& a : *records) {
-          ToProto(a, response->add_stock_adjustments());
-        }
-        if (next.has_value()) {
-          response->set_next_page_token(EncodePageToken(filters, *next));
-        }
-        reactor->Finish(grpc::Status::OK);
-      });
+      FinishPage<StockAdjustmentRecord>(
+          reactor, response, filters,
+          [](const StockAdjustmentRecord& a,
+             v1::ListStockAdjustmentsResponse* out) {
+            ToProto(a, out->add_stock_adjustments());
+          }));
   pager->Step();
   return reactor;
 }
