@@ -48,6 +48,9 @@ ABSL_FLAG(int64_t, product_base, 0,
           "first product id; 0 = derived from the clock (fresh ids each run)");
 ABSL_FLAG(int64_t, stock, 0,
           "units per product (last-widget: 100; uniform, cart: 10^9; hot: 10^15)");
+ABSL_FLAG(bool, backorder, false,
+          "create the products as STOCK_POLICY_BACKORDER (uniform, hot, cart): "
+          "nothing is refused, releases fill the waiting backorders");
 ABSL_FLAG(int64_t, quantity, 1, "units per reservation");
 ABSL_FLAG(double, commit_ratio, 0.5, "cart: share of carts that check out");
 ABSL_FLAG(int, browse_ids, 4, "cart: other products read with the cart's product");
@@ -97,6 +100,7 @@ absl::StatusOr<LoadOptions> OptionsFromFlags() {
   o.products = absl::GetFlag(FLAGS_products);
   o.product_base = absl::GetFlag(FLAGS_product_base);
   o.stock = absl::GetFlag(FLAGS_stock);
+  o.backorder = absl::GetFlag(FLAGS_backorder);
   o.quantity = absl::GetFlag(FLAGS_quantity);
   o.commit_ratio = absl::GetFlag(FLAGS_commit_ratio);
   o.browse_ids = absl::GetFlag(FLAGS_browse_ids);
@@ -135,7 +139,8 @@ int main(int argc, char** argv) {
             << absl::GetFlag(FLAGS_target);
   if (UsesProducts(o.scenario)) {
     std::cerr << ", products " << o.product_base << ".."
-              << o.product_base + o.products - 1 << " x " << o.stock << " units";
+              << o.product_base + o.products - 1 << " x " << o.stock << " units"
+              << (o.backorder ? " (BACKORDER)" : "");
   }
   std::cerr << ", run id " << o.run_id << "\n";
 

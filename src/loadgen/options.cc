@@ -118,6 +118,15 @@ absl::Status Finalize(LoadOptions* o) {
     case Scenario::kHealth:
       break;
   }
+  if (o->backorder && (o->scenario == Scenario::kLastWidget ||
+                       o->scenario == Scenario::kHealth)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--backorder applies to uniform, hot and cart, not ",
+        ScenarioName(o->scenario),
+        o->scenario == Scenario::kLastWidget
+            ? " (a BACKORDER product never sells out)"
+            : " (it creates no products)"));
+  }
   if (o->products > kMaxProducts) {
     return absl::InvalidArgumentError(
         absl::StrCat("--products must be at most ", kMaxProducts));

@@ -159,7 +159,8 @@ std::string FormatSummary(const Report& r) {
   std::string s;
   absl::StrAppend(&s, "\nSummary:\n");
   absl::StrAppend(
-      &s, "  Scenario:\t", ScenarioName(o.scenario), " (",
+      &s, "  Scenario:\t", ScenarioName(o.scenario),
+      o.backorder ? " on BACKORDER products" : "", " (",
       o.rate > 0 ? absl::StrFormat("open loop at %.0f/s", o.rate)
                  : absl::StrCat("closed loop, concurrency ", o.concurrency),
       ", ", o.threads, " thread(s), ", o.targets.size(), " target(s))\n");
@@ -312,6 +313,7 @@ std::string FormatJson(const Report& r) {
   j.Key("products").Num(o.products);
   j.Key("productBase").Num(o.product_base);
   j.Key("stock").Num(o.stock);
+  j.Key("backorder").Bool(o.backorder);
   j.Key("quantity").Num(o.quantity);
   j.Key("commitRatio").Num(o.commit_ratio);
   j.Key("seed").Num(static_cast<int64_t>(o.seed));
@@ -362,6 +364,7 @@ std::string FormatJson(const Report& r) {
   j.Key("productsRead").Num(v.products_read);
   j.Key("reservationsChecked").Num(v.reservations_checked);
   j.Key("soldOutProducts").Num(v.sold_out_products);
+  j.Key("laggingFills").Num(v.lagging_fills);
   j.Key("violationCount").Num(v.violation_count);
   j.Key("violations").Open('[');
   for (const auto& x : v.violations) j.Str(x);

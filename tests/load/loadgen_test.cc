@@ -168,6 +168,25 @@ TEST(OptionsTest, RejectsExistingProductsWithoutABase) {
   EXPECT_EQ(Finalize(&hot).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(OptionsTest, BackorderOnlyWhereProductsCanBeOversubscribed) {
+  for (Scenario s : {Scenario::kUniform, Scenario::kHot, Scenario::kCart}) {
+    LoadOptions o;
+    o.scenario = s;
+    o.backorder = true;
+    EXPECT_TRUE(Finalize(&o).ok()) << ScenarioName(s);
+  }
+  LoadOptions widget;
+  widget.scenario = Scenario::kLastWidget;
+  widget.backorder = true;
+  absl::Status refused = Finalize(&widget);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("never sells out"));
+  LoadOptions health;
+  health.scenario = Scenario::kHealth;
+  health.backorder = true;
+  EXPECT_EQ(Finalize(&health).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ReservoirTest, KeepsAtMostItsCapacityAndCountsAll) {
   Reservoir r(10, 1);
   for (int i = 0; i < 1000; ++i) r.Offer({absl::StrCat("r", i), 1, 1, "", {}});

@@ -75,6 +75,10 @@ struct LoadOptions {
   int64_t product_base = 0;  // 0 = derived from the clock (unique per run)
   // Units each product is created with (0 = the scenario's default).
   int64_t stock = 0;
+  // Create the products with STOCK_POLICY_BACKORDER: no reservation is
+  // refused, units beyond the stock are backordered, and a release gives its
+  // units to the waiting backorders (uniform, hot, cart).
+  bool backorder = false;
   // Units per reservation.
   int64_t quantity = 1;
   // Cart: fraction of carts that check out (the rest release).

@@ -1,7 +1,8 @@
 // Before and after a load run, through the public API only: creates the run's
 // products, snapshots their counters, and afterwards checks what the server
 // acknowledged against what the products show:
-//  - no STRICT product oversold (GetProduct: reserved + purchased <= total);
+//  - no STRICT product oversold (GetProduct: reserved + purchased <= total),
+//    and no BACKORDER product covering more units from stock than its total;
 //  - per product, the stock consumed equals the units granted net of
 //    releases, and the counters moved by exactly the acknowledged calls;
 //  - last-widget: a sold-out product granted exactly its stock;
@@ -35,6 +36,7 @@ struct ProductState {
   int64_t reserved = 0;
   int64_t purchased = 0;
   int64_t available = 0;
+  int64_t backordered = 0;
 };
 
 // The products' state before the run.
@@ -65,6 +67,9 @@ struct Verification {
   int64_t products_read = 0;
   int64_t reservations_checked = 0;
   int64_t sold_out_products = 0;
+  // BACKORDER products read whole whose backorders stock could still fill
+  // (a fill skipped a row locked at the time; the next change fills it).
+  int64_t lagging_fills = 0;
   // One line per broken invariant (at most kMaxListed), and how many.
   std::vector<std::string> violations;
   int64_t violation_count = 0;
