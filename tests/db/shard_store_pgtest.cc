@@ -1024,8 +1024,27 @@ TEST_F(ShardStorePgTest, CheckConstraintsGuardTheCountersInTheDatabase) {
     EXPECT_THAT(e.what(), HasSubstr("strict_never_oversold"));
   }
 
-  // Exactly the total is fine (in a transaction that is rolled back), and
-  // BACKORDER has no cap at all.
+  // BACKORDER: the units covered by stock (held + sold - backordered) may
+  // not exceed the total, and no more units than held or sold may be
+  // backordered; both are refused by backorder_never_oversold.
+  for (const char* set :
+       {"reserved_quantity = total_quantity + 1",
+        "reserved_quantity = 6, purchased_quantity = 6, "
+        "backordered_quantity = 1",
+        "reserved_quantity = 1, backordered_quantity = 2"}) {
+    SCOPED_TRACE(set);
+    try {
+      Exec(dsn, absl::StrCat("UPDATE products SET ", set) +
+                    where(backorder.product_id));
+      ADD_FAILURE() << "BACKORDER update accepted";
+    } catch (const pqxx::check_violation& e) {
+      EXPECT_THAT(e.what(), HasSubstr("backorder_never_oversold"));
+    }
+  }
+
+  // Exactly the total is fine (in a transaction that is rolled back), and a
+  // BACKORDER product holds any number of units beyond its stock as long as
+  // they are backordered.
   {
     pqxx::connection c(dsn);
     pqxx::work tx(c);
@@ -1033,10 +1052,12 @@ TEST_F(ShardStorePgTest, CheckConstraintsGuardTheCountersInTheDatabase) {
         "UPDATE products SET reserved_quantity = 6, purchased_quantity = 4" +
         where(strict.product_id) + " RETURNING reserved_quantity");
     EXPECT_EQ(r.affected_rows(), 1u);
-    r = tx.exec("UPDATE products SET reserved_quantity = total_quantity + 1" +
-                where(backorder.product_id) + " RETURNING reserved_quantity");
+    r = tx.exec(
+        "UPDATE products SET reserved_quantity = 1000, purchased_quantity = 10, "
+        "backordered_quantity = 1000" +
+        where(backorder.product_id) + " RETURNING reserved_quantity");
     ASSERT_EQ(r.affected_rows(), 1u);
-    EXPECT_EQ(r[0][0].as<int64_t>(), 11);
+    EXPECT_EQ(r[0][0].as<int64_t>(), 1000);
     tx.abort();
   }
 
