@@ -1,6 +1,7 @@
 #include "inventoryd_process.h"
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 #ifndef INVENTORYD_PATH
 #error "INVENTORYD_PATH must name the inventoryd binary"
@@ -25,6 +27,15 @@ namespace {
 std::string MakeTempDir() {
   char tmpl[] = "/tmp/inventoryd-test-XXXXXX";
   return mkdtemp(tmpl) != nullptr ? tmpl : "/tmp";
+}
+
+// Removes what MakeTempDir made, with the files in it (no subfolders).
+void RemoveTempDir(const std::string& dir) {
+  if (dir == "/tmp") return;
+  for (const char* name : {"/inventoryd.log", "/port"}) {
+    unlink((dir + name).c_str());
+  }
+  rmdir(dir.c_str());
 }
 
 std::string ReadFile(const std::string& path) {
@@ -125,6 +136,7 @@ int InventorydProcess::RunToExit(const std::string& shards,
     TryReap(pid, &ignored, true);
   }
   if (log != nullptr) *log = ReadFile(log_path);
+  RemoveTempDir(dir);
   return code;
 }
 
@@ -133,6 +145,12 @@ InventorydProcess::~InventorydProcess() {
     kill(pid_, SIGKILL);
     int ignored;
     TryReap(pid_, &ignored, true);
+  }
+  // A failed test keeps the log for whoever looks into it.
+  if (::testing::Test::HasFailure()) {
+    std::fprintf(stderr, "inventoryd log kept in %s\n", log_path_.c_str());
+  } else {
+    RemoveTempDir(dir_);
   }
 }
 

@@ -1,5 +1,6 @@
 // Test harness: inventoryd as a real child process on a free port (--listen
-// 127.0.0.1:0, the port read back from --port_file), its log kept in a file.
+// 127.0.0.1:0, the port read back from --port_file), its log kept in a file
+// in a temporary folder, removed with the process unless the test failed.
 #ifndef INVENTORY_TESTS_HARNESS_INVENTORYD_PROCESS_H_
 #define INVENTORY_TESTS_HARNESS_INVENTORYD_PROCESS_H_
 
