@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A/B comparison of inventoryd binaries or flags, alternating, on fresh shards.
 #
-#   bench/ab.sh [--scenario hot|uniform|health] [--runs N] [--seconds S]
+#   bench/ab.sh [--scenario hot|uniform|cart|health] [--runs N] [--seconds S]
 #               [--concurrency C] [--rate R] [--no-verify] [--cold-wal]
-#               VARIANT...
+#               [--loadgen-flags "FLAGS..."] VARIANT...
 #
 # A VARIANT is "BINARY" or "BINARY FLAGS..." (one shell word: quote it), e.g.
 #   bench/ab.sh --scenario uniform --runs 3 \
@@ -25,11 +25,16 @@
 # The shards' WAL segments are made ahead (bench/warm_wal.sh), as in
 # bench/run.sh; --cold-wal leaves them fresh (each new 16 MB segment then
 # stalls the shard's commits while it is zero-filled).
+# --loadgen-flags adds flags to every inventory-loadgen run, e.g. the cart on
+# a few BACKORDER products whose releases fill backorders:
+#   bench/ab.sh --scenario cart \
+#     --loadgen-flags "--backorder --products 16 --stock 4 --commit_ratio 0" ...
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 LOADGEN=${LOADGEN:-$REPO/build/bench/src/loadgen/inventory-loadgen}
 SCENARIO=uniform RUNS=2 SECONDS_=8 CONC=64 VERIFY=(--verify_sample 200) RATE=()
+LG_FLAGS=()
 WARM_WAL=1
 while (($#)); do
   case $1 in
@@ -40,7 +45,8 @@ while (($#)); do
     --rate) RATE=(--rate "$2"); shift 2 ;;
     --no-verify) VERIFY=(--verify=false); shift ;;
     --cold-wal) WARM_WAL=0; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --loadgen-flags) read -ra LG_FLAGS <<<"$2"; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     --*) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -104,7 +110,7 @@ for ((run = 1; run <= RUNS; run++)); do
     start $variant
     args=(--target "127.0.0.1:$(cat "$WORK/port")" --scenario "$SCENARIO"
           --concurrency "$CONC" --duration "${SECONDS_}s" "${VERIFY[@]}"
-          "${RATE[@]}")
+          "${RATE[@]}" "${LG_FLAGS[@]}")
     [[ $SCENARIO == uniform ]] &&
       args+=(--setup=false --product_base 1000000000 --products 100000)
     before=$(ticks | sort); t0=$(date +%s.%N)
