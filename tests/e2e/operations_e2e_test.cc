@@ -236,19 +236,17 @@ TEST_F(OperationsTest, CheckShardsShowsAHungShardWithinItsTimeout) {
     return out;
   };
   const bool hang_shown = PollUntil([&] {
-    absl::SleepFor(absl::Milliseconds(100));
     const v1::CheckShardsResponse r = check();
     return r.shards_size() == kShards &&
            absl::StrContains(r.shards(1).last_error(), "hung") &&
            r.shards(1).has_last_error_time();
-  }, absl::Seconds(10));
+  }, absl::Seconds(10), absl::Milliseconds(100));
   EXPECT_TRUE(hang_shown) << "CheckShards never said shard 1 was hung: "
                           << check().shards(1).last_error();
   cluster_->Resume(1);
   const bool back = PollUntil([&] {
-    absl::SleepFor(absl::Milliseconds(100));
     return check().shards(1).reachable();
-  }, absl::Seconds(10));
+  }, absl::Seconds(10), absl::Milliseconds(100));
   ASSERT_TRUE(back) << "shard 1 not reachable 10 s after its resume";
   const v1::CheckShardsResponse after = check();
   EXPECT_THAT(after.shards(1).last_error(), HasSubstr("hung"));

@@ -1,5 +1,6 @@
 // Waiting in tests for something another thread or process brings about:
-// PollUntil checks a condition every 5 ms until it holds or time runs out.
+// PollUntil checks a condition every 5 ms (or `every`) until it holds or time
+// runs out.
 #ifndef INVENTORY_TESTS_HARNESS_POLL_UNTIL_H_
 #define INVENTORY_TESTS_HARNESS_POLL_UNTIL_H_
 
@@ -10,14 +11,16 @@
 
 namespace inventory::testing {
 
-// Polls `condition` every 5 ms until it holds or `timeout` passes; returns
-// whether it held.
+// Polls `condition` every `every` until it holds or `timeout` passes;
+// returns whether it held. A condition that costs an RPC to the service
+// under test polls less often.
 inline bool PollUntil(const std::function<bool()>& condition,
-                      absl::Duration timeout = absl::Seconds(20)) {
+                      absl::Duration timeout = absl::Seconds(20),
+                      absl::Duration every = absl::Milliseconds(5)) {
   const absl::Time until = absl::Now() + timeout;
   while (absl::Now() < until) {
     if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
+    absl::SleepFor(every);
   }
   return condition();
 }
