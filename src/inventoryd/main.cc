@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -16,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "inventory/observability/logging.h"
@@ -94,6 +96,44 @@ bool ApplyEnvironment() {
   return true;
 }
 
+// The rules of the flags' values that `c` breaks, each naming its flag.
+std::vector<std::string> BrokenRules(const inventory::AppConfig& c) {
+  const inventory::RequestLimits& limits = c.service.limits;
+  const absl::Duration zero = absl::ZeroDuration();
+  const struct {
+    bool broken;
+    const char* rule;
+  } rules[] = {
+      {limits.default_hold_ttl < limits.min_hold_ttl ||
+           limits.default_hold_ttl > limits.max_hold_ttl,
+       "--default_hold_ttl must be 1s..24h"},
+      {limits.max_quantity < 1, "--max_quantity must be positive"},
+      {c.executor.connections < 1, "--shard_connections must be positive"},
+      {c.executor.batch_connections < 1 ||
+           c.executor.batch_connections > c.executor.connections,
+       "--batch_connections must be 1..--shard_connections"},
+      {c.executor.max_batch < 1, "--max_batch must be positive"},
+      {c.sweeper.interval < absl::Milliseconds(10),
+       "--sweep_interval must be at least 10ms"},
+      {c.sweeper.batch < 1, "--sweep_batch must be positive"},
+      {c.service.default_deadline <= zero,
+       "--default_deadline must be positive"},
+      {c.store.statement_timeout <= zero,
+       "--statement_timeout must be positive"},
+      {c.drain_timeout < zero, "--drain_timeout must not be negative"},
+      {c.max_message_bytes < 1024, "--max_message_bytes must be at least 1024"},
+      {c.max_concurrent_streams < 1,
+       "--max_concurrent_streams must be positive"},
+      {c.service.session_window < zero,
+       "--etag_session_window must not be negative"},
+  };
+  std::vector<std::string> broken;
+  for (const auto& r : rules) {
+    if (r.broken) broken.push_back(r.rule);
+  }
+  return broken;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,24 +194,8 @@ int main(int argc, char** argv) {
   config.port_file = absl::GetFlag(FLAGS_port_file);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   config.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
-  const inventory::RequestLimits& limits = config.service.limits;
-  if (limits.default_hold_ttl < limits.min_hold_ttl ||
-      limits.default_hold_ttl > limits.max_hold_ttl ||
-      limits.max_quantity < 1 || config.executor.connections < 1 ||
-      config.executor.batch_connections < 1 ||
-      config.executor.batch_connections > config.executor.connections ||
-      config.executor.max_batch < 1 ||
-      config.sweeper.batch < 1 ||
-      config.service.default_deadline <= absl::ZeroDuration() ||
-      config.store.statement_timeout <= absl::ZeroDuration() ||
-      config.max_message_bytes < 1024 || config.max_concurrent_streams < 1 ||
-      config.service.session_window < absl::ZeroDuration()) {
-    std::cerr << "inventoryd: --default_hold_ttl must be 1s..24h; "
-                 "--max_quantity, --shard_connections, --max_batch, "
-                 "--sweep_batch, --max_concurrent_streams, --default_deadline "
-                 "and --statement_timeout must be positive; "
-                 "--batch_connections 1.."
-                 "--shard_connections; --max_message_bytes at least 1024\n";
+  if (std::vector<std::string> broken = BrokenRules(config); !broken.empty()) {
+    std::cerr << "inventoryd: " << absl::StrJoin(broken, "; ") << "\n";
     return 2;
   }
 

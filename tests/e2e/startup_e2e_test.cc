@@ -195,16 +195,40 @@ TEST_F(StartupTest, BadFlagsAreUsageErrors) {
   EXPECT_EQ(InventorydProcess::RunToExit(cluster_->DsnList(),
                                          {"--batch_connections=0"}, &log),
             2);
-  EXPECT_THAT(log, HasSubstr("--batch_connections 1..--shard_connections"));
+  EXPECT_THAT(log, HasSubstr("--batch_connections must be 1..--shard_connections"));
   EXPECT_EQ(InventorydProcess::RunToExit(
                 cluster_->DsnList(),
                 {"--shard_connections=2", "--batch_connections=3"}, &log),
             2);
-  EXPECT_THAT(log, HasSubstr("--batch_connections 1..--shard_connections"));
+  EXPECT_THAT(log, HasSubstr("--batch_connections must be 1..--shard_connections"));
+  // Each broken rule is named by its flag, and only the broken ones.
   EXPECT_EQ(InventorydProcess::RunToExit(cluster_->DsnList(),
                                          {"--max_concurrent_streams=0"}, &log),
             2);
-  EXPECT_THAT(log, HasSubstr("--max_concurrent_streams"));
+  EXPECT_THAT(log, HasSubstr("--max_concurrent_streams must be positive"));
+  EXPECT_THAT(log, Not(HasSubstr("--max_quantity")));
+  // A sweep interval of 0 would sweep in a busy loop; a negative drain
+  // timeout means nothing.
+  EXPECT_EQ(InventorydProcess::RunToExit(
+                cluster_->DsnList(),
+                {"--sweep_interval=0s", "--drain_timeout=-1s"}, &log),
+            2);
+  EXPECT_THAT(log, HasSubstr("--sweep_interval must be at least 10ms; "
+                             "--drain_timeout must not be negative"));
+}
+
+// gRPC's default SO_REUSEPORT would let a second instance share a port that
+// is taken, and half the new connections would reach it.
+TEST_F(StartupTest, APortAlreadyServedIsRefused) {
+  auto first = InventorydProcess::Start(cluster_->DsnList());
+  ASSERT_NE(first, nullptr);
+  std::string log;
+  EXPECT_EQ(InventorydProcess::RunToExit(
+                cluster_->DsnList(),
+                {absl::StrCat("--listen=127.0.0.1:", first->port())}, &log),
+            1)
+      << log;
+  EXPECT_THAT(log, HasSubstr("cannot listen on 127.0.0.1:"));
 }
 
 TEST_F(StartupTest, ReadinessFollowsShardReachability) {
