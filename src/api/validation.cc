@@ -275,8 +275,9 @@ absl::StatusOr<ProductUpdate> ValidateUpdateProduct(
     } else {
       bad.push_back({"update_mask",
                      absl::StrCat("'", path.substr(0, 64),
-                                  "' cannot be updated here; use AdjustStock "
-                                  "for quantities")});
+                                  "' cannot be updated here (only "
+                                  "stock_policy and low_stock_threshold; "
+                                  "quantities change with AdjustStock)")});
     }
   }
   if (!bad.empty()) return InvalidArgumentError(std::move(bad));

@@ -425,7 +425,12 @@ absl::Status ShardStore::Translate(const char* what, const std::exception& e) {
     spdlog::warn("shard {}: connection lost during {}: {}", shard_index_, what,
                  e.what());
     Disconnect();
-    return ShardUnavailableError(shard_index_, "connection lost");
+    // A statement that commits by itself may have committed before the
+    // connection broke: the caller cannot know.
+    return ShardUnavailableError(
+        shard_index_,
+        "connection lost; a change may have been made, retry with the same "
+        "request_id");
   }
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
     spdlog::error("shard {}: outcome of {} unknown: {}", shard_index_, what,
