@@ -60,4 +60,12 @@ ErrorMetadata ErrorMetadataOf(const absl::Status& status) {
   return out;
 }
 
+bool WaitedOutALock(const absl::Status& status) {
+  if (ErrorReason(status) != reason::kConcurrentUpdate) return false;
+  for (const auto& [key, value] : ErrorMetadataOf(status)) {
+    if (key == kLockTimeoutKey) return value == "true";
+  }
+  return false;
+}
+
 }  // namespace inventory

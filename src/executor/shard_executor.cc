@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "inventory/common/errors.h"
 #include "spdlog/spdlog.h"
@@ -27,6 +28,11 @@ bool TimedOut(const absl::Status& status) {
 
 // Most requests of one group transaction (inv_apply_batch); see RunBatch.
 constexpr size_t kGroupChunk = 32;
+
+// The lock wait of a batch's statements once one of them has waited out a
+// whole lock_timeout: the row is locked elsewhere for long (an operator's
+// open transaction, say), and each retry would wait for it again.
+constexpr absl::Duration kLockWaitAfterTimeout = absl::Milliseconds(100);
 
 // At least one connection, and a batch lane of 1..connections (otherwise
 // reservations would never run, or the limit would mean nothing).
@@ -202,6 +208,10 @@ void ShardExecutor::RunBatch(ShardStore& store,
     earliest = std::min(earliest, call->deadline());
   }
   if (options_.observe_batch) options_.observe_batch(static_cast<int>(ops.size()));
+  // A row lock this batch waited out is not waited for again in full.
+  absl::Cleanup full_lock_wait = [&store] {
+    store.SetLockWait(absl::ZeroDuration());
+  };
   if (options_.fast_path) {
     // The fast path only saves work: it may run until the first deadline of
     // the batch, and if it cannot finish by then (a product row locked
@@ -237,6 +247,8 @@ void ShardExecutor::RunBatch(ShardStore& store,
       ReportIfUnavailable(granted.status());
       for (const auto& call : batch) call->CompleteOp(granted.status());
       return;
+    } else if (WaitedOutALock(granted.status())) {
+      store.SetLockWait(kLockWaitAfterTimeout);
     }
     // Any other failure, running out of time included: nothing was applied,
     // and the group transactions decide the whole batch.
@@ -294,7 +306,13 @@ absl::StatusOr<size_t> ShardExecutor::DecideInGroupTransaction(
     ReportIfUnavailable(outcomes.status());
     if (batch.size() > 1 && !ends && !TimedOut(outcomes.status())) {
       // Nothing was applied. Decide each request alone, so one request
-      // that breaks the statement cannot fail its batch-mates.
+      // that breaks the statement cannot fail its batch-mates. If it
+      // waited out a row lock, the requests of that row's product are
+      // answered CONCURRENT_UPDATE after a short wait, not one lock
+      // timeout each.
+      if (WaitedOutALock(outcomes.status())) {
+        store.SetLockWait(kLockWaitAfterTimeout);
+      }
       absl::Status stop = DecideOneByOne(store, batch);
       if (!stop.ok()) return stop;
       return batch.size();

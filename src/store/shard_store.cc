@@ -358,6 +358,7 @@ absl::Status ShardStore::EnsureConnected() {
     }
     conn_ = std::move(conn);
     statement_timeout_ms_ = timeout_ms;
+    lock_timeout_ms_ = LockTimeoutMs();
     return absl::OkStatus();
   } catch (const std::exception& e) {
     // libpq's message may echo connection parameters: log it server-side
@@ -386,6 +387,7 @@ absl::Status ShardStore::IdentityMismatch(int recorded_index,
 }
 
 int64_t ShardStore::LockTimeoutMs() const {
+  if (lock_wait_ms_ > 0) return lock_wait_ms_;
   const absl::Duration lock = options_.lock_timeout > absl::ZeroDuration()
                                   ? options_.lock_timeout
                                   : options_.statement_timeout * 4 / 5;
@@ -417,6 +419,24 @@ void ShardStore::SetCallDeadline(absl::Time deadline) {
     // Translate drops a broken connection; the call's own statement then
     // reconnects or reports the error.
     Translate("set statement_timeout", e).IgnoreError();
+  }
+}
+
+void ShardStore::SetLockWait(absl::Duration wait) {
+  lock_wait_ms_ = wait > absl::ZeroDuration()
+                      ? std::max<int64_t>(1, absl::ToInt64Milliseconds(wait))
+                      : 0;
+  if (conn_ == nullptr) return;  // EnsureConnected starts with this wait
+  const int64_t ms = LockTimeoutMs();
+  if (ms == lock_timeout_ms_) return;
+  DropIfClosedByServer();
+  if (conn_ == nullptr) return;
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    tx.exec(absl::StrCat("SET lock_timeout = ", ms));
+    lock_timeout_ms_ = ms;
+  } catch (const std::exception& e) {
+    Translate("set lock_timeout", e).IgnoreError();
   }
 }
 
@@ -456,7 +476,14 @@ absl::Status ShardStore::Translate(const char* what, const std::exception& e) {
                                     " did not answer in time"),
                        {{"shard", absl::StrCat(shard_index_)}});
     }
-    if (state == "55P03" || state == "40001" || state == "40P01") {
+    if (state == "55P03") {  // lock_not_available: lock_timeout
+      return MakeError(absl::StatusCode::kAborted, reason::kConcurrentUpdate,
+                       "a row it needs is locked by another transaction; "
+                       "nothing was changed, retry",
+                       {{"shard", absl::StrCat(shard_index_)},
+                        {std::string(kLockTimeoutKey), "true"}});
+    }
+    if (state == "40001" || state == "40P01") {
       return MakeError(absl::StatusCode::kAborted, reason::kConcurrentUpdate,
                        "the change collided with a concurrent one; retry",
                        {{"shard", absl::StrCat(shard_index_)}});

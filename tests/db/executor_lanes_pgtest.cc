@@ -575,6 +575,68 @@ TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
   EXPECT_EQ(pb->reserved_quantity, 1);
 }
 
+// A batch of two requests of product A, whose row another transaction keeps
+// locked, interleaved with two of product B. The batch waits for A's row one
+// lock_timeout (1 s here), once: A's requests are answered CONCURRENT_UPDATE
+// ("nothing changed", lockTimeout in the metadata) and B's granted, all
+// well before a second lock timeout has passed. Fails if the retries after
+// the first wait (the group transaction after the fast path, each request
+// alone after the group transaction) wait a whole lock timeout again: A's
+// and B's answers then come 2-4 s after the batch started.
+TEST_P(ExecutorLanesTest, ARowLockedElsewhereIsWaitedForOnce) {
+  const LanesCase c = GetParam();
+  if (c.batch_connections != 1) {
+    GTEST_SKIP() << "one lane: the case runs once with, once without fast path";
+  }
+  const int64_t a = MakeProduct();
+  const int64_t b = MakeProduct();
+  HeldRow held(dsn(), a);
+  constexpr absl::Duration kLockTimeout = absl::Seconds(1);
+  BlockedLane lane;
+  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path, kLockTimeout));
+  ShardExecutor* executor = lane.executor();
+
+  std::vector<std::shared_ptr<Answer<ReserveOutcome>>> to_a, to_b;
+  for (int i = 0; i < 2; ++i) {
+    for (int64_t product : {a, b}) {
+      auto& answers = product == a ? to_a : to_b;
+      answers.push_back(std::make_shared<Answer<ReserveOutcome>>());
+      executor->SubmitOp(absl::Now() + kCallDeadline,
+                         inventory::testing::ReserveOp(
+                             absl::StrCat("once-", product, "-", i), product, 1),
+                         Done(answers.back()));
+    }
+  }
+  ASSERT_EQ(executor->queued(), 4u);
+  lane.Release();
+  ASSERT_TRUE(lane.on_x->WaitFor(kCallDeadline));
+  const absl::Time start = lane.on_x->time;
+
+  const absl::Time before_second_timeout = start + kLockTimeout * 1.8;
+  for (auto& answer : to_a) {
+    ASSERT_TRUE(answer->WaitFor(kCallDeadline));
+    EXPECT_TRUE(WaitedOutALock(answer->result.status()))
+        << answer->result.status();
+    EXPECT_LE(answer->time, before_second_timeout)
+        << "A's request was answered " << (answer->time - start)
+        << " after its batch started";
+  }
+  for (auto& answer : to_b) {
+    ASSERT_TRUE(answer->WaitFor(kCallDeadline));
+    ASSERT_TRUE(answer->result.ok()) << answer->result.status();
+    EXPECT_LE(answer->time, before_second_timeout)
+        << "B's request was answered " << (answer->time - start)
+        << " after its batch started";
+  }
+  held.Release();
+  EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
+  auto pa = store_->GetProduct(a);
+  auto pb = store_->GetProduct(b);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  EXPECT_EQ(pa->reserved_quantity, 0);
+  EXPECT_EQ(pb->reserved_quantity, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Lanes, ExecutorLanesTest,
     ::testing::Values(LanesCase{1, true}, LanesCase{2, true},

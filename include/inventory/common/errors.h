@@ -69,6 +69,13 @@ std::string ErrorReason(const absl::Status& status);
 // The ErrorInfo metadata carried by `status` (empty if none).
 ErrorMetadata ErrorMetadataOf(const absl::Status& status);
 
+// Metadata key of a CONCURRENT_UPDATE whose statement waited out its
+// lock_timeout for a row another transaction held ("true").
+inline constexpr char kLockTimeoutKey[] = "lockTimeout";
+
+// Whether `status` is a CONCURRENT_UPDATE that waited out a row lock.
+bool WaitedOutALock(const absl::Status& status);
+
 }  // namespace inventory
 
 #endif  // INVENTORY_COMMON_ERRORS_H_

@@ -76,6 +76,12 @@ class ShardStore {
   // connection the call opens starts with that bound.
   void SetCallDeadline(absl::Time deadline);
 
+  // Waits at most `wait` for a row lock from the next statement on
+  // (lock_timeout); zero: the configured wait again. The executor shortens
+  // it for requests whose batch already waited a lock out, so one row locked
+  // elsewhere costs them one lock timeout, not one per retry.
+  void SetLockWait(absl::Duration wait);
+
   // A trivial round trip.
   absl::Status Ping();
 
@@ -210,8 +216,12 @@ class ShardStore {
   // up to a 250 ms step, at least one step, at most the configured bound.
   int64_t TimeoutMs(absl::Time deadline) const;
   // lock_timeout of every session: options_.lock_timeout, or 4/5 of the
-  // statement bound if that is zero.
+  // statement bound if that is zero; or the shorter wait SetLockWait asked.
   int64_t LockTimeoutMs() const;
+  // SetLockWait's wait in ms; 0: the configured one.
+  int64_t lock_wait_ms_ = 0;
+  // The lock_timeout in force on conn_, in ms.
+  int64_t lock_timeout_ms_ = 0;
 
   // The statement_timeout in force on conn_, in ms.
   int64_t statement_timeout_ms_ = 0;
