@@ -1058,6 +1058,11 @@ absl::StatusOr<ProductRecord> ShardStore::UpdateProduct(
                             "cannot become STRICT while units are "
                             "backordered; restock first");
     }
+    // Nothing to change: the product, and its etag, stay as they are.
+    if (policy == p.stock_policy && threshold == p.low_stock_threshold) {
+      tx.commit();
+      return p;
+    }
     tx.exec_prepared("update_product", u.product_id,
                      static_cast<int>(policy), threshold);
     ProductRecord after =

@@ -433,6 +433,12 @@ TEST_F(StockAdminTest, UpdateProductChangesPolicyAndThreshold) {
   ASSERT_TRUE(stub_->UpdateProduct(ctx.get(), up, &out).ok());
   EXPECT_EQ(out.low_stock_threshold(), 4);
   EXPECT_EQ(out.stock_policy(), v1::STOCK_POLICY_STRICT);  // not in the mask
+  // The same update again changes nothing, so the etag stays.
+  const std::string etag = out.etag();
+  auto again = ContextWithTimeout();
+  ASSERT_TRUE(stub_->UpdateProduct(again.get(), up, &out).ok());
+  EXPECT_EQ(out.etag(), etag);
+  EXPECT_EQ(Product(id).etag(), etag);
   up.mutable_update_mask()->add_paths("total_quantity");
   auto ctx2 = ContextWithTimeout();
   const grpc::Status refused = stub_->UpdateProduct(ctx2.get(), up, &out);
