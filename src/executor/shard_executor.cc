@@ -31,8 +31,11 @@ constexpr size_t kGroupChunk = 32;
 
 // The lock wait of a batch's statements once one of them has waited out a
 // whole lock_timeout: the row is locked elsewhere for long (an operator's
-// open transaction, say), and each retry would wait for it again.
-constexpr absl::Duration kLockWaitAfterTimeout = absl::Milliseconds(100);
+// open transaction, say), and each retry would wait for it again. It holds
+// for every row the rest of the batch locks (which one was locked is not
+// known): long enough for the service's own transactions, which hold a row
+// for milliseconds.
+constexpr absl::Duration kLockWaitAfterTimeout = absl::Milliseconds(200);
 
 // At least one connection, and a batch lane of 1..connections (otherwise
 // reservations would never run, or the limit would mean nothing).

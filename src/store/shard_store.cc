@@ -324,7 +324,7 @@ absl::Status ShardStore::EnsureConnected() {
     const int64_t bound_ms = TimeoutMs(absl::InfiniteFuture());
     setup.exec(absl::StrCat(
         "SET statement_timeout = ", bound_ms,
-        "; SET lock_timeout = ", LockTimeoutMs(),
+        "; SET lock_timeout = ", ConfiguredLockTimeoutMs(),
         "; SET idle_in_transaction_session_timeout = 60000"
         // The reservation decision relies on READ COMMITTED's re-check of
         // the row a blocked UPDATE waited for: never inherit another level.
@@ -350,15 +350,21 @@ absl::Status ShardStore::EnsureConnected() {
       }
     }
     for (const auto& s : kStatements) conn->c.prepare(s.name, s.sql);
-    // Then the bound of the call this connection was opened for.
+    // Then the bound and the lock wait of the call this connection was
+    // opened for.
     const int64_t timeout_ms = TimeoutMs(call_deadline_);
     if (timeout_ms != bound_ms) {
       pqxx::nontransaction tx(conn->c);
       tx.exec(absl::StrCat("SET statement_timeout = ", timeout_ms));
     }
+    const int64_t lock_ms = LockTimeoutMs();
+    if (lock_ms != ConfiguredLockTimeoutMs()) {
+      pqxx::nontransaction tx(conn->c);
+      tx.exec(absl::StrCat("SET lock_timeout = ", lock_ms));
+    }
     conn_ = std::move(conn);
     statement_timeout_ms_ = timeout_ms;
-    lock_timeout_ms_ = LockTimeoutMs();
+    lock_timeout_ms_ = lock_ms;
     return absl::OkStatus();
   } catch (const std::exception& e) {
     // libpq's message may echo connection parameters: log it server-side
@@ -386,12 +392,16 @@ absl::Status ShardStore::IdentityMismatch(int recorded_index,
       {{"shard", absl::StrCat(shard_index_)}});
 }
 
-int64_t ShardStore::LockTimeoutMs() const {
-  if (lock_wait_ms_ > 0) return lock_wait_ms_;
+int64_t ShardStore::ConfiguredLockTimeoutMs() const {
   const absl::Duration lock = options_.lock_timeout > absl::ZeroDuration()
                                   ? options_.lock_timeout
                                   : options_.statement_timeout * 4 / 5;
   return std::max<int64_t>(1, absl::ToInt64Milliseconds(lock));
+}
+
+int64_t ShardStore::LockTimeoutMs() const {
+  const int64_t configured = ConfiguredLockTimeoutMs();
+  return lock_wait_ms_ > 0 ? std::min(lock_wait_ms_, configured) : configured;
 }
 
 int64_t ShardStore::TimeoutMs(absl::Time deadline) const {

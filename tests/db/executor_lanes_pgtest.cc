@@ -148,9 +148,10 @@ class ExecutorLanesTest
 
   // Fills `lane`: see BlockedLane.
   // `lock_timeout` is the stores' (the blocked reserve must be released
-  // before it runs out).
+  // before it runs out); `connections` the executor's.
   void BlockLane(BlockedLane* lane, bool fast_path = true,
-                 absl::Duration lock_timeout = kCallDeadline);
+                 absl::Duration lock_timeout = kCallDeadline,
+                 int connections = 2);
 
   static std::atomic<int64_t> next_id_;
   // Declared before the executors the tests create: outlives them.
@@ -256,9 +257,10 @@ struct LoggedExecutor {
   std::unique_ptr<ShardExecutor> executor;
 
   LoggedExecutor(const std::string& shard_dsn, ShardHealth* health,
-                 bool fast_path, absl::Duration lock_timeout) {
+                 bool fast_path, absl::Duration lock_timeout,
+                 int connections) {
     ShardExecutor::Options options;
-    options.connections = 2;
+    options.connections = connections;
     options.fast_path = fast_path;
     options.observe_batch = [this](int n) {
       absl::MutexLock lock(&mu);
@@ -311,11 +313,13 @@ int64_t NewStockedProduct(ShardStore& store, std::atomic<int64_t>& next_id,
 }
 
 void ExecutorLanesTest::BlockLane(BlockedLane* lane, bool fast_path,
-                                  absl::Duration lock_timeout) {
+                                  absl::Duration lock_timeout,
+                                  int connections) {
   const int64_t x = MakeProduct();
   lane->held = std::make_unique<HeldRow>(dsn(), x);
   lane->logged =
-      std::make_unique<LoggedExecutor>(dsn(), &health_, fast_path, lock_timeout);
+      std::make_unique<LoggedExecutor>(dsn(), &health_, fast_path, lock_timeout,
+                                       connections);
   lane->on_x = std::make_shared<Answer<ReserveOutcome>>();
   lane->executor()->SubmitOp(absl::Now() + kCallDeadline, ReserveOp(x),
                              Done(lane->on_x));
@@ -582,7 +586,8 @@ TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
 // well before a second lock timeout has passed. Fails if the retries after
 // the first wait (the group transaction after the fast path, each request
 // alone after the group transaction) wait a whole lock timeout again: A's
-// and B's answers then come 2-4 s after the batch started.
+// and B's answers then come 2-4 s after the batch started; or if the short
+// wait outlives the batch.
 TEST_P(ExecutorLanesTest, ARowLockedElsewhereIsWaitedForOnce) {
   const LanesCase c = GetParam();
   if (c.batch_connections != 1) {
@@ -593,7 +598,8 @@ TEST_P(ExecutorLanesTest, ARowLockedElsewhereIsWaitedForOnce) {
   HeldRow held(dsn(), a);
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
-  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path, kLockTimeout));
+  // One connection: the call after the batch runs on the batch's worker.
+  ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path, kLockTimeout, 1));
   ShardExecutor* executor = lane.executor();
 
   std::vector<std::shared_ptr<Answer<ReserveOutcome>>> to_a, to_b;
@@ -628,6 +634,18 @@ TEST_P(ExecutorLanesTest, ARowLockedElsewhereIsWaitedForOnce) {
         << "B's request was answered " << (answer->time - start)
         << " after its batch started";
   }
+  // The short wait ended with that batch: the next one waits the whole
+  // lock_timeout for A's row again.
+  auto later = std::make_shared<Answer<ReserveOutcome>>();
+  const absl::Time submitted = absl::Now();
+  executor->SubmitOp(absl::Now() + kCallDeadline,
+                     inventory::testing::ReserveOp(
+                         absl::StrCat("later-", a), a, 1),
+                     Done(later));
+  ASSERT_TRUE(later->WaitFor(kCallDeadline));
+  EXPECT_TRUE(WaitedOutALock(later->result.status())) << later->result.status();
+  EXPECT_GE(later->time - submitted, kLockTimeout * 0.9)
+      << "the next batch kept the short lock wait";
   held.Release();
   EXPECT_TRUE(executor->Shutdown(absl::Now() + kCallDeadline));
   auto pa = store_->GetProduct(a);

@@ -146,8 +146,11 @@ InventorydProcess::~InventorydProcess() {
     int ignored;
     TryReap(pid_, &ignored, true);
   }
-  // A failed test keeps the log for whoever looks into it.
-  if (::testing::Test::HasFailure()) {
+  // A failed test keeps the log for whoever looks into it (a server shared
+  // by a suite goes in TearDownTestSuite, after the tests: any failure so
+  // far keeps it).
+  if (::testing::Test::HasFailure() ||
+      ::testing::UnitTest::GetInstance()->Failed()) {
     std::fprintf(stderr, "inventoryd log kept in %s\n", log_path_.c_str());
   } else {
     RemoveTempDir(dir_);

@@ -76,8 +76,8 @@ class ShardStore {
   // connection the call opens starts with that bound.
   void SetCallDeadline(absl::Time deadline);
 
-  // Waits at most `wait` for a row lock from the next statement on
-  // (lock_timeout); zero: the configured wait again. The executor shortens
+  // Waits at most `wait` (or the configured lock_timeout, if shorter) for a
+  // row lock from the next statement on; zero: the configured wait again. The executor shortens
   // it for requests whose batch already waited a lock out, so one row locked
   // elsewhere costs them one lock timeout, not one per retry.
   void SetLockWait(absl::Duration wait);
@@ -216,7 +216,10 @@ class ShardStore {
   // up to a 250 ms step, at least one step, at most the configured bound.
   int64_t TimeoutMs(absl::Time deadline) const;
   // lock_timeout of every session: options_.lock_timeout, or 4/5 of the
-  // statement bound if that is zero; or the shorter wait SetLockWait asked.
+  // statement bound if that is zero.
+  int64_t ConfiguredLockTimeoutMs() const;
+  // The lock_timeout of the next statement: the configured one, or
+  // SetLockWait's if that is shorter.
   int64_t LockTimeoutMs() const;
   // SetLockWait's wait in ms; 0: the configured one.
   int64_t lock_wait_ms_ = 0;
