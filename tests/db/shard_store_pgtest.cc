@@ -270,6 +270,43 @@ TEST_F(ShardStorePgTest, BootstrapAppliesEachMigrationOnceAndIsIdempotent) {
             3);
 }
 
+// A shard at version 8 that holds an oversold BACKORDER product (possible
+// before AdjustStock had a floor for them): migration 0009 refuses it,
+// naming the product, and adds nothing; once the product is restocked it
+// applies.
+TEST_F(ShardStorePgTest, Migration0009RefusesAnOversoldBackorderProduct) {
+  const std::string dsn = FreshSchemaDsn(0);
+  ShardStore store(0, Dsn(dsn));
+  ASSERT_OK(store.Bootstrap(kShards));
+  const Migration* m0009 = nullptr;
+  for (const Migration& m : AllMigrations()) {
+    if (m.version == 9) m0009 = &m;
+  }
+  ASSERT_NE(m0009, nullptr);
+  // Back to version 8, with a product covering 5 units from a total of 3.
+  Exec(dsn,
+       "ALTER TABLE products DROP CONSTRAINT backorder_never_oversold;"
+       "DELETE FROM schema_migrations WHERE version = 9;"
+       "INSERT INTO products (product_id, total_quantity, reserved_quantity,"
+       "  stock_policy) VALUES (424242, 3, 5, 2)");
+  try {
+    Exec(dsn, m0009->sql);
+    ADD_FAILURE() << "0009 applied over an oversold product";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("BACKORDER product(s) 424242 cover more"));
+  }
+  EXPECT_FALSE(store.Bootstrap(kShards).ok());
+  const std::string constraint_count =
+      "SELECT count(*) FROM pg_constraint WHERE conname = "
+      "'backorder_never_oversold' AND conrelid = 'products'::regclass";
+  EXPECT_EQ(QueryInt(dsn, constraint_count), 0);
+
+  Exec(dsn, "UPDATE products SET total_quantity = 5 WHERE product_id = 424242");
+  ASSERT_OK(store.Bootstrap(kShards));
+  EXPECT_EQ(QueryInt(dsn, constraint_count), 1);
+  EXPECT_EQ(QueryInt(dsn, "SELECT max(version) FROM schema_migrations"), 9);
+}
+
 TEST_F(ShardStorePgTest, ConcurrentBootstrapOfFreshShardAppliesOnce) {
   const std::string dsn = FreshSchemaDsn(1);
   constexpr int kThreads = 8;
