@@ -127,6 +127,11 @@ absl::Status Finalize(LoadOptions* o) {
             ? " (a BACKORDER product never sells out)"
             : " (it creates no products)"));
   }
+  if (o->backorder && !o->setup) {
+    return absl::InvalidArgumentError(
+        "--backorder creates the products; with --setup=false they keep "
+        "their own policy");
+  }
   if (o->products > kMaxProducts) {
     return absl::InvalidArgumentError(
         absl::StrCat("--products must be at most ", kMaxProducts));

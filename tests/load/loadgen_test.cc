@@ -185,6 +185,11 @@ TEST(OptionsTest, BackorderOnlyWhereProductsCanBeOversubscribed) {
   health.scenario = Scenario::kHealth;
   health.backorder = true;
   EXPECT_EQ(Finalize(&health).code(), absl::StatusCode::kInvalidArgument);
+  LoadOptions existing;
+  existing.backorder = true;
+  existing.setup = false;
+  existing.product_base = 1000;
+  EXPECT_EQ(Finalize(&existing).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ReservoirTest, KeepsAtMostItsCapacityAndCountsAll) {
