@@ -806,7 +806,8 @@ ShardStore::ApplyBatch(const std::vector<ReservationOp>& ops) {
         TextArray(a.customers), TextArray(a.requests),
         NumberArray(a.requested), NumberArray(a.holds));
     // The decided prefix: all of ops, or up to the first request after
-    // which a backorder fill runs (migration 0008).
+    // which a backorder fill runs that a later request sees (migrations
+    // 0008, 0010).
     if (r.empty() || r.size() > n) {
       spdlog::error("shard {}: inv_apply_batch answered {} rows for {} requests",
                     shard_index_, r.size(), n);

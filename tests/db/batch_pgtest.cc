@@ -229,6 +229,57 @@ TEST_F(BatchTest, BackordersOfOneBatchAreFilledInArrivalOrder) {
   EXPECT_EQ(after->backordered_quantity, 1);
 }
 
+// A release that lets a backorder fill run ends the group transaction's
+// statement only if a later request of the batch concerns the same product
+// (migration 0010). Product X (BACKORDER, stock 1) has a covered hold and a
+// backordered one. [release the covered hold, reserve Y, reserve Y] is
+// decided in one statement, and X's backorder is filled all the same;
+// [release, reserve X, reserve Y] takes two, and the reserve of X, after
+// the fill took the freed unit, is backordered. Fails if every fill splits
+// the batch (0008 alone: two statements for the first).
+TEST_F(BatchTest, AFillEndsTheStatementOnlyIfALaterRequestSeesIt) {
+  for (const bool later_on_x : {false, true}) {
+    SCOPED_TRACE(later_on_x ? "a later request on X" : "none on X");
+    const int64_t x = NewProductId();
+    const int64_t y = NewProductId();
+    NewProduct px;
+    px.product_id = x;
+    px.total_quantity = 1;
+    px.stock_policy = StockPolicy::kBackorder;
+    ASSERT_TRUE(store_->CreateProduct(px).ok());
+    NewProduct py;
+    py.product_id = y;
+    py.total_quantity = 10;
+    ASSERT_TRUE(store_->CreateProduct(py).ok());
+    const std::string tag = absl::StrCat("seen-", x, "-");
+    auto covered = store_->Reserve(ReserveOp(tag + "c", x, 1).reserve);
+    auto waiting = store_->Reserve(ReserveOp(tag + "w", x, 1).reserve);
+    ASSERT_TRUE(covered.ok() && waiting.ok());
+    ASSERT_EQ(waiting->reservation.backordered_quantity, 1);
+
+    int calls = 0;
+    auto answers = DecideAll(
+        {
+            RowOp(ReservationOp::Kind::kRelease, covered->reservation),
+            ReserveOp(tag + "next", later_on_x ? x : y, 1),
+            ReserveOp(tag + "y", y, 1),
+        },
+        &calls);
+    ASSERT_EQ(answers.size(), 3u);
+    for (const auto& a : answers) ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(calls, later_on_x ? 2 : 1);
+    EXPECT_EQ(answers[0]->reservation.status, ReservationStatus::kReleased);
+    EXPECT_EQ(answers[1]->reservation.backordered_quantity, later_on_x ? 1 : 0);
+    auto filled = store_->GetReservation(x, waiting->reservation.row_id);
+    ASSERT_TRUE(filled.ok()) << filled.status();
+    EXPECT_EQ(filled->backordered_quantity, 0) << "the waiting hold is filled";
+    auto after = store_->GetProduct(x);
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(after->backordered_quantity, later_on_x ? 1 : 0);
+    EXPECT_EQ(after->reserved_quantity, later_on_x ? 2 : 1);
+  }
+}
+
 TEST_F(BatchTest, ExpiredHoldInABatchIsRefusedAndReturned) {
   const int64_t product = NewProductId();
   NewProduct p;

@@ -4,7 +4,7 @@
 //
 // Reservations are decided in GrantWholeProducts() (the fast path: one
 // statement for products whose stock covers all their requests of a batch)
-// and ApplyBatch() (inv_apply_batch, migrations 0004 and 0008, in arrival
+// and ApplyBatch() (inv_apply_batch, migrations 0004 and 0010, in arrival
 // order). Both take units with conditional counter updates on the locked
 // product row, never a count of rows, so concurrent batches never oversell a
 // STRICT product.
@@ -128,8 +128,9 @@ class ShardStore {
   // exactly the outcome it would have had alone (see Reserve, Release,
   // Commit); one request's refusal never fails the others. Answers a prefix
   // of `ops` (at least the first): it stops after a request that frees
-  // stock for a BACKORDER product's backorders, so that the fill runs before
-  // the rest is decided; send the rest again. The outer status
+  // stock for a BACKORDER product's backorders when a later request concerns
+  // that product, so that the fill runs before the rest is decided; send
+  // the rest again. The outer status
   // is an error only when the whole batch failed (shard unreachable,
   // timeout): then none of it was applied, or, if the connection broke
   // while committing, the outcome is unknown (retry with the same request
