@@ -23,6 +23,18 @@ class BatchTest : public OneShardTest<::testing::Test> {
  protected:
   static int64_t NewProductId() { return next_id_++; }
 
+  // A product with a fresh id and `total` units; returns its id.
+  int64_t MakeProduct(int64_t total,
+                      StockPolicy policy = StockPolicy::kStrict) {
+    NewProduct p;
+    p.product_id = NewProductId();
+    p.total_quantity = total;
+    p.stock_policy = policy;
+    const absl::Status created = store_->CreateProduct(p).status();
+    EXPECT_TRUE(created.ok()) << created;
+    return p.product_id;
+  }
+
   // The same ops one at a time (each its own batch).
   std::vector<absl::StatusOr<ReserveOutcome>> OneAtATime(
       const std::vector<ReservationOp>& ops) {
@@ -139,11 +151,7 @@ TEST_F(BatchTest, OneMixedBatchDecidesLikeOneAtATime) {
 // before a release or commit of the same row that comes later, after one
 // that came earlier (as one request at a time would).
 TEST_F(BatchTest, AReplaySeesTheBatchsEarlierReleaseOrCommitOfItsRow) {
-  const int64_t product = NewProductId();
-  NewProduct p;
-  p.product_id = product;
-  p.total_quantity = 5;
-  ASSERT_TRUE(store_->CreateProduct(p).ok());
+  const int64_t product = MakeProduct(5);
   const std::string tag = absl::StrCat("replay-", product, "-");
   auto released = store_->Reserve(ReserveOp(tag + "r", product, 1).reserve);
   auto sold = store_->Reserve(ReserveOp(tag + "c", product, 1).reserve);
@@ -198,12 +206,7 @@ TEST_F(BatchTest, ALaterRequestOfTheBatchSeesABackorderFill) {
 // Two backorders of one batch share its create_time; the fill that covers
 // one of them takes the first to arrive, whatever the request ids' order.
 TEST_F(BatchTest, BackordersOfOneBatchAreFilledInArrivalOrder) {
-  const int64_t product = NewProductId();
-  NewProduct p;
-  p.product_id = product;
-  p.total_quantity = 1;
-  p.stock_policy = StockPolicy::kBackorder;
-  ASSERT_TRUE(store_->CreateProduct(p).ok());
+  const int64_t product = MakeProduct(1, StockPolicy::kBackorder);
   const std::string tag = absl::StrCat("order-", product, "-");
   auto held = store_->Reserve(ReserveOp(tag + "p", product, 1).reserve);
   ASSERT_TRUE(held.ok()) << held.status();
@@ -240,17 +243,8 @@ TEST_F(BatchTest, BackordersOfOneBatchAreFilledInArrivalOrder) {
 TEST_F(BatchTest, AFillEndsTheStatementOnlyIfALaterRequestSeesIt) {
   for (const bool later_on_x : {false, true}) {
     SCOPED_TRACE(later_on_x ? "a later request on X" : "none on X");
-    const int64_t x = NewProductId();
-    const int64_t y = NewProductId();
-    NewProduct px;
-    px.product_id = x;
-    px.total_quantity = 1;
-    px.stock_policy = StockPolicy::kBackorder;
-    ASSERT_TRUE(store_->CreateProduct(px).ok());
-    NewProduct py;
-    py.product_id = y;
-    py.total_quantity = 10;
-    ASSERT_TRUE(store_->CreateProduct(py).ok());
+    const int64_t x = MakeProduct(1, StockPolicy::kBackorder);
+    const int64_t y = MakeProduct(10);
     const std::string tag = absl::StrCat("seen-", x, "-");
     auto covered = store_->Reserve(ReserveOp(tag + "c", x, 1).reserve);
     auto waiting = store_->Reserve(ReserveOp(tag + "w", x, 1).reserve);
@@ -281,11 +275,7 @@ TEST_F(BatchTest, AFillEndsTheStatementOnlyIfALaterRequestSeesIt) {
 }
 
 TEST_F(BatchTest, ExpiredHoldInABatchIsRefusedAndReturned) {
-  const int64_t product = NewProductId();
-  NewProduct p;
-  p.product_id = product;
-  p.total_quantity = 5;
-  ASSERT_TRUE(store_->CreateProduct(p).ok());
+  const int64_t product = MakeProduct(5);
   ReservationOp short_hold = ReserveOp("exp-" + std::to_string(product),
                                        product, 2);
   short_hold.reserve.hold_ttl = absl::Seconds(1);
@@ -315,11 +305,7 @@ TEST_F(BatchTest, ConcurrentBatchesNeverDeadlockOrOversell) {
   // earlier holds.
   std::vector<int64_t> products;
   for (int i = 0; i < 3; ++i) {
-    products.push_back(NewProductId());
-    NewProduct p;
-    p.product_id = products.back();
-    p.total_quantity = 150;
-    ASSERT_TRUE(store_->CreateProduct(p).ok());
+    products.push_back(MakeProduct(150));
   }
   std::atomic<int> granted{0};
   std::atomic<int> purchased{0};
