@@ -21,20 +21,6 @@ namespace {
 
 class BatchTest : public OneShardTest<::testing::Test> {
  protected:
-  static int64_t NewProductId() { return next_id_++; }
-
-  // A product with a fresh id and `total` units; returns its id.
-  int64_t MakeProduct(int64_t total,
-                      StockPolicy policy = StockPolicy::kStrict) {
-    NewProduct p;
-    p.product_id = NewProductId();
-    p.total_quantity = total;
-    p.stock_policy = policy;
-    const absl::Status created = store_->CreateProduct(p).status();
-    EXPECT_TRUE(created.ok()) << created;
-    return p.product_id;
-  }
-
   // The same ops one at a time (each its own batch).
   std::vector<absl::StatusOr<ReserveOutcome>> OneAtATime(
       const std::vector<ReservationOp>& ops) {
@@ -96,9 +82,7 @@ class BatchTest : public OneShardTest<::testing::Test> {
     };
   }
 
-  static std::atomic<int64_t> next_id_;
 };
-std::atomic<int64_t> BatchTest::next_id_{1};
 
 TEST_F(BatchTest, OneMixedBatchDecidesLikeOneAtATime) {
   const int64_t batched = NewProductId();
@@ -235,11 +219,12 @@ TEST_F(BatchTest, BackordersOfOneBatchAreFilledInArrivalOrder) {
 // A release that lets a backorder fill run ends the group transaction's
 // statement only if a later request of the batch concerns the same product
 // (migration 0010). Product X (BACKORDER, stock 1) has a covered hold and a
-// backordered one. [release the covered hold, reserve Y, reserve Y] is
-// decided in one statement, and X's backorder is filled all the same;
-// [release, reserve X, reserve Y] takes two, and the reserve of X, after
-// the fill took the freed unit, is backordered. Fails if every fill splits
-// the batch (0008 alone: two statements for the first).
+// backordered one, W. [release the covered hold, reserve Y, reserve Y] is
+// decided in one statement, and W is filled all the same; [release, commit
+// W, reserve Y] takes two, and the commit answers W filled, as one at a
+// time would. Fails if every fill splits the batch (0008 alone: two
+// statements for the first), or if none does (the commit would answer W
+// still backordered).
 TEST_F(BatchTest, AFillEndsTheStatementOnlyIfALaterRequestSeesIt) {
   for (const bool later_on_x : {false, true}) {
     SCOPED_TRACE(later_on_x ? "a later request on X" : "none on X");
@@ -255,7 +240,9 @@ TEST_F(BatchTest, AFillEndsTheStatementOnlyIfALaterRequestSeesIt) {
     auto answers = DecideAll(
         {
             RowOp(ReservationOp::Kind::kRelease, covered->reservation),
-            ReserveOp(tag + "next", later_on_x ? x : y, 1),
+            later_on_x
+                ? RowOp(ReservationOp::Kind::kCommit, waiting->reservation)
+                : ReserveOp(tag + "next", y, 1),
             ReserveOp(tag + "y", y, 1),
         },
         &calls);
@@ -263,14 +250,18 @@ TEST_F(BatchTest, AFillEndsTheStatementOnlyIfALaterRequestSeesIt) {
     for (const auto& a : answers) ASSERT_TRUE(a.ok()) << a.status();
     EXPECT_EQ(calls, later_on_x ? 2 : 1);
     EXPECT_EQ(answers[0]->reservation.status, ReservationStatus::kReleased);
-    EXPECT_EQ(answers[1]->reservation.backordered_quantity, later_on_x ? 1 : 0);
+    EXPECT_EQ(answers[1]->reservation.status,
+              later_on_x ? ReservationStatus::kPurchased
+                         : ReservationStatus::kPending);
+    EXPECT_EQ(answers[1]->reservation.backordered_quantity, 0);
     auto filled = store_->GetReservation(x, waiting->reservation.row_id);
     ASSERT_TRUE(filled.ok()) << filled.status();
     EXPECT_EQ(filled->backordered_quantity, 0) << "the waiting hold is filled";
     auto after = store_->GetProduct(x);
     ASSERT_TRUE(after.ok()) << after.status();
-    EXPECT_EQ(after->backordered_quantity, later_on_x ? 1 : 0);
-    EXPECT_EQ(after->reserved_quantity, later_on_x ? 2 : 1);
+    EXPECT_EQ(after->backordered_quantity, 0);
+    EXPECT_EQ(after->reserved_quantity, later_on_x ? 0 : 1);
+    EXPECT_EQ(after->purchased_quantity, later_on_x ? 1 : 0);
   }
 }
 

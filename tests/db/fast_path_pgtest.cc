@@ -65,20 +65,6 @@ int CountGranted(const Granted& g) {
 
 class FastPathTest : public OneShardTest<::testing::Test> {
  protected:
-  static int64_t NewProductId() { return next_id_++; }
-
-  // Creates a fresh product with `total` units and returns its id.
-  int64_t MakeProduct(int64_t total,
-                      StockPolicy policy = StockPolicy::kStrict) {
-    NewProduct p;
-    p.product_id = NewProductId();
-    p.total_quantity = total;
-    p.stock_policy = policy;
-    auto created = store_->CreateProduct(p);
-    EXPECT_TRUE(created.ok()) << created.status();
-    return p.product_id;
-  }
-
   ProductRecord Product(int64_t id) {
     auto p = store_->GetProduct(id);
     EXPECT_TRUE(p.ok()) << p.status();
@@ -116,10 +102,8 @@ class FastPathTest : public OneShardTest<::testing::Test> {
                 absl::ToDoubleSeconds(op.reserve.hold_ttl), 1.0);
   }
 
-  static std::atomic<int64_t> next_id_;
   static std::atomic<int64_t> next_rid_;
 };
-std::atomic<int64_t> FastPathTest::next_id_{1};
 std::atomic<int64_t> FastPathTest::next_rid_{1};
 
 // Every product's stock covers its requests: the whole batch is granted, one

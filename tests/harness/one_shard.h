@@ -4,6 +4,7 @@
 #ifndef INVENTORY_TESTS_HARNESS_ONE_SHARD_H_
 #define INVENTORY_TESTS_HARNESS_ONE_SHARD_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -49,7 +50,23 @@ class OneShardTest : public Base {
 
   static const std::string& dsn() { return cluster_->dsn(0); }
 
+  // A product id not used before in this test binary.
+  static int64_t NewProductId() { return next_product_id_++; }
+
+  // A product with a fresh id and `total` units; returns its id.
+  int64_t MakeProduct(int64_t total,
+                      StockPolicy policy = StockPolicy::kStrict) {
+    NewProduct p;
+    p.product_id = NewProductId();
+    p.total_quantity = total;
+    p.stock_policy = policy;
+    const absl::Status created = store_->CreateProduct(p).status();
+    EXPECT_TRUE(created.ok()) << created;
+    return p.product_id;
+  }
+
   static inline ShardCluster* cluster_ = nullptr;
+  static inline std::atomic<int64_t> next_product_id_{1};
   std::unique_ptr<ShardStore> store_;
 };
 

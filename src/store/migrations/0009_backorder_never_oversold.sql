@@ -11,9 +11,10 @@
 -- AdjustStock had a floor for BACKORDER products) stop the migration before
 -- it takes any lock beyond a read, with their ids in the error; the shard
 -- is then not served until an operator restocks them (AdjustStock through a
--- running older version, or SQL). Otherwise the constraint is added NOT
--- VALID (a brief exclusive lock, no scan) and validated under a lock that
--- lets reads and writes go on.
+-- running older version, or SQL). Otherwise the constraint is added, which
+-- reads every product row again under the table's exclusive lock (held
+-- until the migrations commit: a NOT VALID constraint validated in the same
+-- transaction would hold it as long).
 DO $$
 DECLARE
   bad text;
@@ -37,6 +38,4 @@ ALTER TABLE products ADD CONSTRAINT backorder_never_oversold
          OR (reserved_quantity + purchased_quantity - backordered_quantity
                <= total_quantity
              AND backordered_quantity
-                   <= reserved_quantity + purchased_quantity))
-  NOT VALID;
-ALTER TABLE products VALIDATE CONSTRAINT backorder_never_oversold;
+                   <= reserved_quantity + purchased_quantity));
