@@ -118,15 +118,6 @@ class ExecutorLanesTest
   }
 
 
-  int64_t MakeProduct() {
-    NewProduct p;
-    p.product_id = next_id_++;
-    p.total_quantity = 10;
-    auto created = store_->CreateProduct(p);
-    EXPECT_TRUE(created.ok()) << created.status();
-    return p.product_id;
-  }
-
   static ReservationOp ReserveOp(int64_t product) {
     ReservationOp op;
     op.kind = ReservationOp::Kind::kReserve;
@@ -153,16 +144,14 @@ class ExecutorLanesTest
                  absl::Duration lock_timeout = kCallDeadline,
                  int connections = 2);
 
-  static std::atomic<int64_t> next_id_;
   // Declared before the executors the tests create: outlives them.
   ShardHealth health_;
 };
-std::atomic<int64_t> ExecutorLanesTest::next_id_{1};
 
 TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {
   const LanesCase c = GetParam();
-  const int64_t x = MakeProduct();
-  const int64_t y = MakeProduct();
+  const int64_t x = MakeProduct(10);
+  const int64_t y = MakeProduct(10);
 
   // Another connection holds X's row.
   HeldRow held(dsn(), x);
@@ -301,21 +290,10 @@ struct BlockedLane {
   }
 };
 
-// A product with `stock` units.
-int64_t NewStockedProduct(ShardStore& store, std::atomic<int64_t>& next_id,
-                          int64_t stock) {
-  NewProduct np;
-  np.product_id = next_id++;
-  np.total_quantity = stock;
-  auto created = store.CreateProduct(np);
-  EXPECT_TRUE(created.ok()) << created.status();
-  return np.product_id;
-}
-
 void ExecutorLanesTest::BlockLane(BlockedLane* lane, bool fast_path,
                                   absl::Duration lock_timeout,
                                   int connections) {
-  const int64_t x = MakeProduct();
+  const int64_t x = MakeProduct(10);
   lane->held = std::make_unique<HeldRow>(dsn(), x);
   lane->logged =
       std::make_unique<LoggedExecutor>(dsn(), &health_, fast_path, lock_timeout,
@@ -334,8 +312,8 @@ void ExecutorLanesTest::BlockLane(BlockedLane* lane, bool fast_path,
 // 50 granted, the rest refused. A partial grant of Z by the fast path, or a
 // chunk decided out of order, changes which.
 TEST_F(ExecutorLanesTest, FastPathAndChunksKeepArrivalOrder) {
-  const int64_t w = NewStockedProduct(*store_, next_id_, 100);
-  const int64_t z = NewStockedProduct(*store_, next_id_, 50);
+  const int64_t w = MakeProduct(100);
+  const int64_t z = MakeProduct(50);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane));
   LoggedExecutor& logged = *lane.logged;
@@ -387,7 +365,7 @@ TEST_F(ExecutorLanesTest, FastPathAndChunksKeepArrivalOrder) {
 // arrival order are granted, the rest refused; a chunk decided out of order
 // changes which.
 TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {
-  const int64_t z = NewStockedProduct(*store_, next_id_, 50);
+  const int64_t z = MakeProduct(50);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane));
   LoggedExecutor& logged = *lane.logged;
@@ -439,7 +417,7 @@ TEST_F(ExecutorLanesTest, LargeBatchIsDecidedInArrivalOrderAcrossChunks) {
 // request is answered, with the fill seen as one at a time would.
 TEST_F(ExecutorLanesTest, ABatchSeesTheBackorderFillsOfItsEarlierRequests) {
   const BackorderFill s =
-      BackorderFill::Build(*store_, next_id_++, "lanes-fill-");
+      BackorderFill::Build(*store_, NewProductId(), "lanes-fill-");
   ASSERT_EQ(s.ops.size(), 5u);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane));
@@ -477,8 +455,8 @@ TEST_P(ExecutorLanesTest, TimedOutRequestsDoNotFailTheirBatchMates) {
   if (c.batch_connections != 1) {
     GTEST_SKIP() << "one lane: the case runs once with, once without fast path";
   }
-  const int64_t a = MakeProduct();
-  const int64_t b = MakeProduct();
+  const int64_t a = MakeProduct(10);
+  const int64_t b = MakeProduct(10);
   HeldRow held(dsn(), a);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path));
@@ -538,8 +516,8 @@ TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
   if (c.batch_connections != 1 || c.fast_path) {
     GTEST_SKIP() << "the fallback of the group transaction: one case";
   }
-  const int64_t a = MakeProduct();
-  const int64_t b = MakeProduct();
+  const int64_t a = MakeProduct(10);
+  const int64_t b = MakeProduct(10);
   HeldRow held(dsn(), a);
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
@@ -593,8 +571,8 @@ TEST_P(ExecutorLanesTest, ARowLockedElsewhereIsWaitedForOnce) {
   if (c.batch_connections != 1) {
     GTEST_SKIP() << "one lane: the case runs once with, once without fast path";
   }
-  const int64_t a = MakeProduct();
-  const int64_t b = MakeProduct();
+  const int64_t a = MakeProduct(10);
+  const int64_t b = MakeProduct(10);
   HeldRow held(dsn(), a);
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
