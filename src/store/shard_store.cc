@@ -353,14 +353,11 @@ absl::Status ShardStore::EnsureConnected() {
     // Then the bound and the lock wait of the call this connection was
     // opened for.
     const int64_t timeout_ms = TimeoutMs(call_deadline_);
-    if (timeout_ms != bound_ms) {
-      pqxx::nontransaction tx(conn->c);
-      tx.exec(absl::StrCat("SET statement_timeout = ", timeout_ms));
-    }
     const int64_t lock_ms = LockTimeoutMs();
-    if (lock_ms != ConfiguredLockTimeoutMs()) {
+    if (timeout_ms != bound_ms || lock_ms != ConfiguredLockTimeoutMs()) {
       pqxx::nontransaction tx(conn->c);
-      tx.exec(absl::StrCat("SET lock_timeout = ", lock_ms));
+      tx.exec(absl::StrCat("SET statement_timeout = ", timeout_ms,
+                           "; SET lock_timeout = ", lock_ms));
     }
     conn_ = std::move(conn);
     statement_timeout_ms_ = timeout_ms;
@@ -415,38 +412,32 @@ int64_t ShardStore::TimeoutMs(absl::Time deadline) const {
 
 void ShardStore::SetCallDeadline(absl::Time deadline) {
   call_deadline_ = deadline;
-  if (conn_ == nullptr) return;  // EnsureConnected starts with this bound
-  const int64_t left = TimeoutMs(deadline);
-  if (left == statement_timeout_ms_) return;
-  // A closed session is replaced by the call itself, with this bound.
-  DropIfClosedByServer();
-  if (conn_ == nullptr) return;
-  try {
-    pqxx::nontransaction tx(conn_->c);
-    tx.exec(absl::StrCat("SET statement_timeout = ", left));
-    statement_timeout_ms_ = left;
-  } catch (const std::exception& e) {
-    // Translate drops a broken connection; the call's own statement then
-    // reconnects or reports the error.
-    Translate("set statement_timeout", e).IgnoreError();
-  }
+  SetSessionTimeout("statement_timeout", TimeoutMs(deadline),
+                    &statement_timeout_ms_);
 }
 
 void ShardStore::SetLockWait(absl::Duration wait) {
   lock_wait_ms_ = wait > absl::ZeroDuration()
                       ? std::max<int64_t>(1, absl::ToInt64Milliseconds(wait))
                       : 0;
-  if (conn_ == nullptr) return;  // EnsureConnected starts with this wait
-  const int64_t ms = LockTimeoutMs();
-  if (ms == lock_timeout_ms_) return;
+  SetSessionTimeout("lock_timeout", LockTimeoutMs(), &lock_timeout_ms_);
+}
+
+void ShardStore::SetSessionTimeout(const char* name, int64_t ms,
+                                   int64_t* in_force) {
+  // Not connected yet: EnsureConnected starts with this value.
+  if (conn_ == nullptr || ms == *in_force) return;
+  // A closed session is replaced by the call itself, with this value.
   DropIfClosedByServer();
   if (conn_ == nullptr) return;
   try {
     pqxx::nontransaction tx(conn_->c);
-    tx.exec(absl::StrCat("SET lock_timeout = ", ms));
-    lock_timeout_ms_ = ms;
+    tx.exec(absl::StrCat("SET ", name, " = ", ms));
+    *in_force = ms;
   } catch (const std::exception& e) {
-    Translate("set lock_timeout", e).IgnoreError();
+    // Translate drops a broken connection; the call's own statement then
+    // reconnects or reports the error.
+    Translate(absl::StrCat("set ", name).c_str(), e).IgnoreError();
   }
 }
 

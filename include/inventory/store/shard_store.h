@@ -77,9 +77,10 @@ class ShardStore {
   void SetCallDeadline(absl::Time deadline);
 
   // Waits at most `wait` (or the configured lock_timeout, if shorter) for a
-  // row lock from the next statement on; zero: the configured wait again. The executor shortens
-  // it for requests whose batch already waited a lock out, so one row locked
-  // elsewhere costs them one lock timeout, not one per retry.
+  // row lock from the next statement on; zero: the configured wait again.
+  // The executor shortens it for requests whose batch already waited a lock
+  // out, so one row locked elsewhere costs them one lock timeout, not one
+  // per retry.
   void SetLockWait(absl::Duration wait);
 
   // A trivial round trip.
@@ -216,6 +217,9 @@ class ShardStore {
   // statement_timeout for a call due at `deadline`: the time left, rounded
   // up to a 250 ms step, at least one step, at most the configured bound.
   int64_t TimeoutMs(absl::Time deadline) const;
+  // Sets the session's `name` (statement_timeout, lock_timeout) to `ms`
+  // unless *in_force, what conn_ has now, already is that; records it there.
+  void SetSessionTimeout(const char* name, int64_t ms, int64_t* in_force);
   // lock_timeout of every session: options_.lock_timeout, or 4/5 of the
   // statement bound if that is zero.
   int64_t ConfiguredLockTimeoutMs() const;
