@@ -444,8 +444,9 @@ TEST_F(StockAdminTest, UpdateProductChangesPolicyAndThreshold) {
   const grpc::Status refused = stub_->UpdateProduct(ctx2.get(), up, &out);
   ExpectError(refused, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT");
   EXPECT_THAT(refused.error_message(),
-              ::testing::HasSubstr("'total_quantity' cannot be updated here (only "
-                        "stock_policy and low_stock_threshold"));
+              ::testing::HasSubstr("'total_quantity' cannot be updated here "
+                                   "(only stock_policy and "
+                                   "low_stock_threshold"));
   up.mutable_update_mask()->Clear();
   up.mutable_update_mask()->add_paths("stock_policy");
   up.mutable_product()->set_etag("not-the-etag");
