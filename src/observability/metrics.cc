@@ -120,6 +120,13 @@ Metrics::Metrics(
                   .Help("Holds this instance's sweeper expired.")
                   .Register(*registry_)
                   .Add({});
+  late_filled_ = &prometheus::BuildCounter()
+                      .Name("inventory_backorder_late_fill_units_total")
+                      .Help("Backordered units this instance's sweeper filled "
+                            "after the fill trigger had skipped them (row "
+                            "locked by another transaction at the time).")
+                      .Register(*registry_)
+                      .Add({});
   events_ = &prometheus::BuildCounter()
                  .Name("inventory_events_streamed_total")
                  .Help("Inventory events written to watch streams.")
@@ -165,6 +172,10 @@ void Metrics::CountReservation(ReservationOutcome outcome) {
 
 void Metrics::CountExpiredHolds(int64_t n) {
   if (n > 0) expired_->Increment(static_cast<double>(n));
+}
+
+void Metrics::CountLateFilledUnits(int64_t n) {
+  if (n > 0) late_filled_->Increment(static_cast<double>(n));
 }
 
 void Metrics::CountEventStreamed() { events_->Increment(); }

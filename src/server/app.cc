@@ -183,6 +183,9 @@ void App::UpdateReadiness() {
   const int64_t expired = sweeper_->expired_total();
   metrics_->CountExpiredHolds(expired - expired_reported_);
   expired_reported_ = expired;
+  const int64_t late_filled = sweeper_->late_filled_total();
+  metrics_->CountLateFilledUnits(late_filled - late_filled_reported_);
+  late_filled_reported_ = late_filled;
   server_->GetHealthCheckService()->SetServingStatus(kServiceName, any);
 }
 

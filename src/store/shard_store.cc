@@ -118,6 +118,28 @@ const Statement kStatements[] = {
      "UPDATE products SET reserved_quantity = reserved_quantity - $2,"
      "  backordered_quantity = backordered_quantity - $3,"
      "  version = version + 1, update_time = now() WHERE product_id = $1"},
+    // Late backorder fill (ShardStore::FillLateBackorders), step 1: the
+    // BACKORDER products whose stock could fill a backorder (the fill
+    // trigger's condition), after the cursor $1 in id order, skipping those
+    // another transaction holds (migration 0011's index).
+    {"late_fill_pick",
+     "SELECT product_id, backordered_quantity FROM products"
+     "  WHERE stock_policy = 2 AND backordered_quantity > 0"
+     "    AND backordered_quantity > greatest(0,"
+     "        reserved_quantity + purchased_quantity - total_quantity)"
+     "    AND product_id > $1"
+     "  ORDER BY product_id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"},
+    // Step 2: a write that changes no value runs the fill trigger on each.
+    {"late_fill_run",
+     "UPDATE products SET total_quantity = total_quantity"
+     "  WHERE product_id = ANY($1::bigint[])"},
+    // Step 3: a product whose fill gave units gets a new version; returns
+    // the units each filled ($2: the backordered units before).
+    {"late_fill_mark",
+     "UPDATE products p SET version = p.version + 1, update_time = now()"
+     "  FROM unnest($1::bigint[], $2::bigint[]) AS b(product_id, before)"
+     "  WHERE p.product_id = b.product_id AND p.backordered_quantity < b.before"
+     "  RETURNING b.before - p.backordered_quantity"},
     // Stock administration.
     {"adjust_lock",
      "SELECT " PRODUCT_COLS ", last_session_id,"
@@ -952,6 +974,34 @@ absl::StatusOr<int> ShardStore::ExpireDue(int limit) {
     }
     tx.commit();
     return static_cast<int>(due.size());
+  });
+}
+
+absl::StatusOr<LateFill> ShardStore::FillLateBackorders(int64_t after_product,
+                                                       int limit) {
+  return Run("late fill", [&]() -> absl::StatusOr<LateFill> {
+    pqxx::work tx(conn_->c);
+    pqxx::result picked =
+        tx.exec_prepared("late_fill_pick", after_product, limit);
+    LateFill fill;
+    fill.products = static_cast<int>(picked.size());
+    if (picked.empty()) {
+      tx.commit();
+      return fill;
+    }
+    std::vector<int64_t> ids, before;
+    for (const auto& row : picked) {
+      ids.push_back(row[0].as<int64_t>());
+      before.push_back(row[1].as<int64_t>());
+    }
+    fill.last_product = ids.back();
+    tx.exec_prepared("late_fill_run", NumberArray(ids));
+    for (const auto& row : tx.exec_prepared("late_fill_mark", NumberArray(ids),
+                                            NumberArray(before))) {
+      fill.units += row[0].as<int64_t>();
+    }
+    tx.commit();
+    return fill;
   });
 }
 

@@ -75,27 +75,6 @@ std::function<void(absl::StatusOr<T>)> Done(std::shared_ptr<Answer<T>> a) {
   };
 }
 
-// A product's row locked by another connection's open transaction until
-// Release() (or destruction).
-class HeldRow {
- public:
-  HeldRow(const std::string& dsn, int64_t product)
-      : conn_(std::make_unique<pqxx::connection>(dsn)),
-        tx_(std::make_unique<pqxx::work>(*conn_)) {
-    tx_->exec(absl::StrCat("SELECT 1 FROM products WHERE product_id = ",
-                           product, " FOR UPDATE"));
-  }
-  void Release() {
-    if (tx_ == nullptr) return;
-    tx_->abort();
-    tx_.reset();
-  }
-
- private:
-  std::unique_ptr<pqxx::connection> conn_;
-  std::unique_ptr<pqxx::work> tx_;
-};
-
 struct LanesCase {
   int batch_connections;
   bool fast_path;
@@ -154,7 +133,7 @@ TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {
   const int64_t y = MakeProduct(10);
 
   // Another connection holds X's row.
-  HeldRow held(dsn(), x);
+  HeldLock held(dsn(), ProductRowLock(x));
 
   ShardExecutor::Options options;
   options.connections = 2;
@@ -279,7 +258,7 @@ struct LoggedExecutor {
 // the database on the product's row, which `held` keeps locked. Whatever is
 // submitted meanwhile forms one batch.
 struct BlockedLane {
-  std::unique_ptr<HeldRow> held;
+  std::unique_ptr<HeldLock> held;
   std::unique_ptr<LoggedExecutor> logged;
   std::shared_ptr<Answer<ReserveOutcome>> on_x;
 
@@ -294,7 +273,7 @@ void ExecutorLanesTest::BlockLane(BlockedLane* lane, bool fast_path,
                                   absl::Duration lock_timeout,
                                   int connections) {
   const int64_t x = MakeProduct(10);
-  lane->held = std::make_unique<HeldRow>(dsn(), x);
+  lane->held = std::make_unique<HeldLock>(dsn(), ProductRowLock(x));
   lane->logged =
       std::make_unique<LoggedExecutor>(dsn(), &health_, fast_path, lock_timeout,
                                        connections);
@@ -457,7 +436,7 @@ TEST_P(ExecutorLanesTest, TimedOutRequestsDoNotFailTheirBatchMates) {
   }
   const int64_t a = MakeProduct(10);
   const int64_t b = MakeProduct(10);
-  HeldRow held(dsn(), a);
+  HeldLock held(dsn(), ProductRowLock(a));
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path));
   ShardExecutor* executor = lane.executor();
@@ -518,7 +497,7 @@ TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
   }
   const int64_t a = MakeProduct(10);
   const int64_t b = MakeProduct(10);
-  HeldRow held(dsn(), a);
+  HeldLock held(dsn(), ProductRowLock(a));
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, false, kLockTimeout));
@@ -573,7 +552,7 @@ TEST_P(ExecutorLanesTest, ARowLockedElsewhereIsWaitedForOnce) {
   }
   const int64_t a = MakeProduct(10);
   const int64_t b = MakeProduct(10);
-  HeldRow held(dsn(), a);
+  HeldLock held(dsn(), ProductRowLock(a));
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
   // One connection: the call after the batch runs on the batch's worker.

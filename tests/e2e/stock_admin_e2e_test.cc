@@ -420,6 +420,49 @@ TEST_F(StockAdminTest, BackordersAreFilledOldestFirst) {
   EXPECT_EQ(vresp.drifts_size(), 0);
 }
 
+// The fill trigger skips a backordered row another transaction holds
+// locked; the sweeper (every second by default) fills it once it is free,
+// without the product changing again.
+TEST_F(StockAdminTest, ABackorderSkippedWhileLockedIsFilledByTheSweeper) {
+  const int64_t id = NewProductId();
+  ASSERT_TRUE(Create(id, 1, v1::STOCK_POLICY_BACKORDER, 0).ok());
+  v1::ReserveItemResponse a, b;
+  const std::string b_request = absl::StrCat("late-b-", id);
+  ASSERT_TRUE(Reserve(*stub_, absl::StrCat("late-a-", id), id, 1, "c1", &a).ok());
+  ASSERT_TRUE(Reserve(*stub_, b_request, id, 1, "c2", &b).ok());
+  ASSERT_EQ(b.reservation().backordered_quantity(), 1);
+  auto b_backordered = [&] {
+    v1::GetReservationRequest req;
+    req.set_reservation_id(b.reservation().reservation_id());
+    v1::Reservation out;
+    auto ctx = ContextWithTimeout();
+    EXPECT_TRUE(stub_->GetReservation(ctx.get(), req, &out).ok());
+    return out.backordered_quantity();
+  };
+  HeldLock held(ShardDsn(id), ReservationRowLock(b_request));
+  v1::ReleaseItemRequest rel;
+  rel.set_reservation_id(a.reservation().reservation_id());
+  v1::ReleaseItemResponse rel_resp;
+  auto ctx = ContextWithTimeout();
+  ASSERT_TRUE(stub_->ReleaseItem(ctx.get(), rel, &rel_resp).ok());
+  // A's unit is free, but B's row was locked: not filled, and not while
+  // it stays locked (two sweeps).
+  EXPECT_EQ(Product(id).backordered_quantity(), 1);
+  absl::SleepFor(absl::Milliseconds(2500));
+  EXPECT_EQ(b_backordered(), 1);
+  const std::string etag = Product(id).etag();
+
+  held.Release();
+  EXPECT_TRUE(PollUntil([&] { return b_backordered() == 0; },
+                        absl::Seconds(10), absl::Milliseconds(100)))
+      << "B is still backordered";
+  const v1::Product p = Product(id);
+  EXPECT_EQ(p.backordered_quantity(), 0);
+  EXPECT_EQ(p.reserved_quantity(), 1);
+  EXPECT_EQ(p.available_quantity(), 0);
+  EXPECT_NE(p.etag(), etag) << "the fill changed the product";
+}
+
 TEST_F(StockAdminTest, UpdateProductChangesPolicyAndThreshold) {
   const int64_t id = NewProductId();
   ASSERT_TRUE(CreateProduct(*stub_, id, 10).ok());

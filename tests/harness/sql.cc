@@ -2,6 +2,8 @@
 
 #include <pqxx/pqxx>
 
+#include "absl/strings/str_cat.h"
+
 namespace inventory::testing {
 
 int64_t QueryInt(const std::string& dsn, const std::string& sql) {
@@ -28,6 +30,29 @@ int64_t CounterDrift(const std::string& dsn) {
       FROM reservations GROUP BY product_id) r USING (product_id)
     WHERE p.reserved_quantity <> coalesce(r.pending, 0)
        OR p.purchased_quantity <> coalesce(r.purchased, 0))sql");
+}
+
+HeldLock::HeldLock(const std::string& dsn, const std::string& sql)
+    : conn_(std::make_unique<pqxx::connection>(dsn)),
+      tx_(std::make_unique<pqxx::work>(*conn_)) {
+  tx_->exec(sql);
+}
+
+void HeldLock::Release() {
+  if (tx_ == nullptr) return;
+  tx_->abort();
+  tx_.reset();
+}
+
+std::string ProductRowLock(int64_t product_id) {
+  return absl::StrCat("SELECT 1 FROM products WHERE product_id = ", product_id,
+                      " FOR UPDATE");
+}
+
+std::string ReservationRowLock(const std::string& request_id) {
+  // Test request ids are letters, digits and dashes: no quoting needed.
+  return absl::StrCat("SELECT 1 FROM reservations WHERE request_id = '",
+                      request_id, "' FOR UPDATE");
 }
 
 }  // namespace inventory::testing

@@ -4,7 +4,10 @@
 #define INVENTORY_TESTS_HARNESS_SQL_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include <pqxx/pqxx>
 
 namespace inventory::testing {
 
@@ -18,6 +21,24 @@ void Exec(const std::string& dsn, const std::string& sql);
 // Invariant 2 on one shard: the number of products whose counters differ
 // from the sums of their PENDING / PURCHASED reservation rows.
 int64_t CounterDrift(const std::string& dsn);
+
+// A lock another client holds: `sql` (a SELECT ... FOR UPDATE) runs in a
+// transaction of its own connection, kept open until Release() or the end.
+class HeldLock {
+ public:
+  HeldLock(const std::string& dsn, const std::string& sql);
+  void Release();
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<pqxx::work> tx_;
+};
+
+// The SQL that locks the products row of `product_id`.
+std::string ProductRowLock(int64_t product_id);
+
+// The SQL that locks the reservation row made by `request_id`.
+std::string ReservationRowLock(const std::string& request_id);
 
 }  // namespace inventory::testing
 

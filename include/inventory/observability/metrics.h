@@ -71,6 +71,7 @@ class Metrics {
   // Business counters.
   void CountReservation(ReservationOutcome outcome);
   void CountExpiredHolds(int64_t n);
+  void CountLateFilledUnits(int64_t n);
   void CountEventStreamed();
 
  private:
@@ -84,6 +85,7 @@ class Metrics {
   std::vector<prometheus::Gauge*> shard_reachable_;
   std::array<prometheus::Counter*, 6> reservations_{};
   prometheus::Counter* expired_ = nullptr;
+  prometheus::Counter* late_filled_ = nullptr;
   prometheus::Counter* events_ = nullptr;
 };
 

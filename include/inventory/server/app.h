@@ -94,6 +94,7 @@ class App {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int64_t expired_reported_ = 0;
+  int64_t late_filled_reported_ = 0;
   int port_ = 0;
   int metrics_port_ = 0;
   std::thread readiness_thread_;

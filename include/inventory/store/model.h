@@ -189,6 +189,13 @@ struct ShardVerification {
   std::vector<DriftRecord> drifts;
 };
 
+// FillLateBackorders' answer for one pass over part of a shard's products.
+struct LateFill {
+  int products = 0;          // products whose fill ran again
+  int64_t units = 0;         // backordered units it filled
+  int64_t last_product = 0;  // the highest of those ids (0 if none)
+};
+
 // Which reservations ListReservations wants from one shard.
 struct ReservationFilter {
   int64_t product_id = 0;  // 0: any

@@ -188,6 +188,15 @@ class ShardStore {
   // sweepers share the work) and returns their units. Returns how many.
   absl::StatusOr<int> ExpireDue(int limit);
 
+  // Runs the backorder fill again on up to `limit` BACKORDER products with
+  // ids above `after_product` whose stock could fill a backorder: the fill
+  // trigger skips a row another transaction holds locked, and nothing else
+  // would fill it before the product's next change. Products and rows
+  // locked elsewhere are skipped, never waited for. A product that fills
+  // units gets a new version.
+  absl::StatusOr<LateFill> FillLateBackorders(int64_t after_product,
+                                              int limit);
+
  private:
   // Runs `fn` on the connection and turns exceptions into statuses.
   // Serialisation failures and deadlocks are retried. A session the server
