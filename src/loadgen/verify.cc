@@ -367,7 +367,7 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
     v.notes.push_back(absl::StrCat(
         v.lagging_fills, " BACKORDER product(s) read whole have backorders "
         "their stock could fill (a fill skipped a row locked at the time; the "
-        "product's next change fills it)"));
+        "service's sweeper or the product's next change fills it)"));
   }
 
   // 3. Acknowledged reservations readable by id, in the expected state.

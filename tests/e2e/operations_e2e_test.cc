@@ -110,6 +110,7 @@ TEST_F(OperationsTest, MetricsCountKnownTraffic) {
                    "grpc_service=\"inventory.v1.AdminService\","
                    "grpc_type=\"unary\"}"),
             0);
+  EXPECT_EQ(Sample(before, "inventory_backorder_late_fill_units_total"), 0);
   // Known traffic: 5 granted, 2 out of stock, 1 replayed, 3 invalid.
   ASSERT_TRUE(CreateProduct(*stub, 77, 5).ok());
   for (int i = 0; i < 7; ++i) Reserve(*stub, absl::StrCat("m-", i), 77, 1, "c");
