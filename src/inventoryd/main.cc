@@ -57,7 +57,8 @@ ABSL_FLAG(bool, fast_path, true,
           "them with one plain statement before the group transaction "
           "(false: the group transaction decides everything)");
 ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
-          "how often each shard is swept for expired holds");
+          "how often each shard is swept for expired holds and backorder "
+          "fills the fill trigger skipped");
 ABSL_FLAG(int, sweep_batch, 500, "holds expired per shard per sweep");
 ABSL_FLAG(absl::Duration, statement_timeout, absl::Seconds(5),
           "server-side bound of one SQL statement");
