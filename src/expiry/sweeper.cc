@@ -8,8 +8,7 @@ ExpirySweeper::ExpirySweeper(std::vector<ShardExecutor*> executors,
                              Options options)
     : executors_(std::move(executors)),
       options_(options),
-      busy_(new std::atomic<bool>[executors_.size()]),
-      late_fill_after_(executors_.size(), 0) {
+      busy_(new std::atomic<bool>[executors_.size()]) {
   for (size_t i = 0; i < executors_.size(); ++i) busy_[i] = false;
 }
 
@@ -27,57 +26,55 @@ void ExpirySweeper::Stop() {
   }
 }
 
-namespace {
-
-// What one sweep of one shard did.
-struct SweepResult {
+struct ExpirySweeper::SweepResult {
   int expired = 0;
-  LateFill late_fill;
+  absl::StatusOr<LateFill> late_fill;
 };
-
-}  // namespace
 
 void ExpirySweeper::Loop() {
   while (!stop_.HasBeenNotified()) {
     for (size_t i = 0; i < executors_.size(); ++i) {
       if (busy_[i].exchange(true)) continue;  // previous sweep still going
+      // The work may outlive this sweep's wait (a hung shard): it captures
+      // values only, never `this`.
+      const int batch = options_.batch;
+      const int late_fill_batch = options_.late_fill_batch;
       executors_[i]->Submit<SweepResult>(
           absl::Now() + options_.interval + absl::Seconds(5),
-          [this, i](ShardStore& store) -> absl::StatusOr<SweepResult> {
+          [batch, late_fill_batch](
+              ShardStore& store) -> absl::StatusOr<SweepResult> {
             SweepResult result;
-            absl::StatusOr<int> expired = store.ExpireDue(options_.batch);
+            absl::StatusOr<int> expired = store.ExpireDue(batch);
             if (!expired.ok()) return expired.status();
             result.expired = *expired;
-            // A failed late fill is tried again at the next sweep; the
-            // holds expired above are counted either way.
-            absl::StatusOr<LateFill> fill = store.FillLateBackorders(
-                late_fill_after_[i], options_.late_fill_batch);
-            if (fill.ok()) {
-              result.late_fill = *fill;
-              // A short pass reached the last product: start again at 0.
-              late_fill_after_[i] = fill->products < options_.late_fill_batch
-                                        ? 0
-                                        : fill->last_product;
-            }
+            result.late_fill = store.FillLateBackorders(late_fill_batch);
             return result;
           },
           [this, i](absl::StatusOr<SweepResult> result) {
-            if (result.ok()) {
-              expired_total_ += result->expired;
-              late_filled_total_ += result->late_fill.units;
-              if (result->expired > 0) {
-                spdlog::debug("shard {}: expired {} hold(s)", i,
-                              result->expired);
-              }
-              if (result->late_fill.units > 0) {
-                spdlog::info("shard {}: filled {} backordered unit(s) late",
-                             i, result->late_fill.units);
-              }
-            }
+            if (result.ok()) Count(i, *result);
             busy_[i].store(false);
           });
     }
     stop_.WaitForNotificationWithTimeout(options_.interval);
+  }
+}
+
+void ExpirySweeper::Count(size_t shard, const SweepResult& result) {
+  expired_total_ += result.expired;
+  if (result.expired > 0) {
+    spdlog::debug("shard {}: expired {} hold(s)", shard, result.expired);
+  }
+  // A failed late fill stays queued for the next sweep.
+  if (!result.late_fill.ok()) {
+    spdlog::warn("shard {}: late backorder fill failed: {}", shard,
+                 result.late_fill.status().ToString());
+    return;
+  }
+  late_filled_total_ += result.late_fill->units;
+  if (result.late_fill->units > 0) {
+    spdlog::info("shard {}: filled {} backordered unit(s) of {} product(s) "
+                 "late",
+                 shard, result.late_fill->units, result.late_fill->products);
   }
 }
 

@@ -119,27 +119,38 @@ const Statement kStatements[] = {
      "  backordered_quantity = backordered_quantity - $3,"
      "  version = version + 1, update_time = now() WHERE product_id = $1"},
     // Late backorder fill (ShardStore::FillLateBackorders), step 1: the
-    // BACKORDER products whose stock could fill a backorder (the fill
-    // trigger's condition), after the cursor $1 in id order, skipping those
-    // another transaction holds (migration 0011's index).
+    // oldest queued fills (migration 0011) no other sweeper holds.
     {"late_fill_pick",
+     "SELECT product_id FROM late_fills ORDER BY queued_at, product_id"
+     "  LIMIT $1 FOR UPDATE SKIP LOCKED"},
+    // Step 2: their products, in ascending id order, skipping those another
+    // transaction holds; with their backordered units before the fill.
+    {"late_fill_lock",
      "SELECT product_id, backordered_quantity FROM products"
-     "  WHERE stock_policy = 2 AND backordered_quantity > 0"
-     "    AND backordered_quantity > greatest(0,"
-     "        reserved_quantity + purchased_quantity - total_quantity)"
-     "    AND product_id > $1"
-     "  ORDER BY product_id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"},
-    // Step 2: a write that changes no value runs the fill trigger on each.
+     "  WHERE product_id = ANY($1::bigint[])"
+     "  ORDER BY product_id FOR NO KEY UPDATE SKIP LOCKED"},
+    // Step 3: the entries of the locked products leave the queue (the
+    // trigger queues them again if it skips rows again) ...
+    {"late_fill_dequeue",
+     "DELETE FROM late_fills WHERE product_id = ANY($1::bigint[])"},
+    // ... and those of products locked elsewhere go to its end.
+    {"late_fill_requeue",
+     "UPDATE late_fills SET queued_at = clock_timestamp()"
+     "  WHERE product_id = ANY($1::bigint[])"},
+    // Step 4: a write that changes no value runs the fill trigger on each.
     {"late_fill_run",
      "UPDATE products SET total_quantity = total_quantity"
      "  WHERE product_id = ANY($1::bigint[])"},
-    // Step 3: a product whose fill gave units gets a new version; returns
-    // the units each filled ($2: the backordered units before).
+    // Step 5: a product whose fill gave units gets a new version; returns
+    // the units each filled ($2: the backordered units before, in $1's
+    // order).
     {"late_fill_mark",
-     "UPDATE products p SET version = p.version + 1, update_time = now()"
-     "  FROM unnest($1::bigint[], $2::bigint[]) AS b(product_id, before)"
-     "  WHERE p.product_id = b.product_id AND p.backordered_quantity < b.before"
-     "  RETURNING b.before - p.backordered_quantity"},
+     "UPDATE products SET version = version + 1, update_time = now()"
+     "  WHERE product_id = ANY($1::bigint[])"
+     "    AND backordered_quantity"
+     "        < ($2::bigint[])[array_position($1::bigint[], product_id)]"
+     "  RETURNING ($2::bigint[])[array_position($1::bigint[], product_id)]"
+     "    - backordered_quantity"},
     // Stock administration.
     {"adjust_lock",
      "SELECT " PRODUCT_COLS ", last_session_id,"
@@ -977,28 +988,41 @@ absl::StatusOr<int> ShardStore::ExpireDue(int limit) {
   });
 }
 
-absl::StatusOr<LateFill> ShardStore::FillLateBackorders(int64_t after_product,
-                                                       int limit) {
+absl::StatusOr<LateFill> ShardStore::FillLateBackorders(int limit) {
   return Run("late fill", [&]() -> absl::StatusOr<LateFill> {
     pqxx::work tx(conn_->c);
-    pqxx::result picked =
-        tx.exec_prepared("late_fill_pick", after_product, limit);
     LateFill fill;
-    fill.products = static_cast<int>(picked.size());
-    if (picked.empty()) {
+    pqxx::result queued = tx.exec_prepared("late_fill_pick", limit);
+    if (queued.empty()) {
       tx.commit();
       return fill;
     }
+    std::vector<int64_t> picked;
+    for (const auto& row : queued) picked.push_back(row[0].as<int64_t>());
     std::vector<int64_t> ids, before;
-    for (const auto& row : picked) {
+    for (const auto& row :
+         tx.exec_prepared("late_fill_lock", NumberArray(picked))) {
       ids.push_back(row[0].as<int64_t>());
       before.push_back(row[1].as<int64_t>());
     }
-    fill.last_product = ids.back();
-    tx.exec_prepared("late_fill_run", NumberArray(ids));
-    for (const auto& row : tx.exec_prepared("late_fill_mark", NumberArray(ids),
-                                            NumberArray(before))) {
-      fill.units += row[0].as<int64_t>();
+    std::vector<int64_t> held_elsewhere;
+    for (int64_t id : picked) {
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+        held_elsewhere.push_back(id);
+      }
+    }
+    if (!held_elsewhere.empty()) {
+      tx.exec_prepared("late_fill_requeue", NumberArray(held_elsewhere));
+    }
+    fill.products = static_cast<int>(ids.size());
+    if (!ids.empty()) {
+      const std::string id_array = NumberArray(ids);
+      tx.exec_prepared("late_fill_dequeue", id_array);
+      tx.exec_prepared("late_fill_run", id_array);
+      for (const auto& row :
+           tx.exec_prepared("late_fill_mark", id_array, NumberArray(before))) {
+        fill.units += row[0].as<int64_t>();
+      }
     }
     tx.commit();
     return fill;

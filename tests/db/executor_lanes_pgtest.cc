@@ -133,7 +133,7 @@ TEST_P(ExecutorLanesTest, BatchLaneLimitHoldsBackOnlyGroupTransactions) {
   const int64_t y = MakeProduct(10);
 
   // Another connection holds X's row.
-  HeldLock held(dsn(), ProductRowLock(x));
+  HeldLock held = HeldLock::ProductRow(dsn(), x);
 
   ShardExecutor::Options options;
   options.connections = 2;
@@ -273,7 +273,8 @@ void ExecutorLanesTest::BlockLane(BlockedLane* lane, bool fast_path,
                                   absl::Duration lock_timeout,
                                   int connections) {
   const int64_t x = MakeProduct(10);
-  lane->held = std::make_unique<HeldLock>(dsn(), ProductRowLock(x));
+  lane->held =
+      std::make_unique<HeldLock>(HeldLock::ProductRow(dsn(), x));
   lane->logged =
       std::make_unique<LoggedExecutor>(dsn(), &health_, fast_path, lock_timeout,
                                        connections);
@@ -436,7 +437,7 @@ TEST_P(ExecutorLanesTest, TimedOutRequestsDoNotFailTheirBatchMates) {
   }
   const int64_t a = MakeProduct(10);
   const int64_t b = MakeProduct(10);
-  HeldLock held(dsn(), ProductRowLock(a));
+  HeldLock held = HeldLock::ProductRow(dsn(), a);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, c.fast_path));
   ShardExecutor* executor = lane.executor();
@@ -497,7 +498,7 @@ TEST_P(ExecutorLanesTest, FailedGroupTransactionSkipsCallsGivenUpMeanwhile) {
   }
   const int64_t a = MakeProduct(10);
   const int64_t b = MakeProduct(10);
-  HeldLock held(dsn(), ProductRowLock(a));
+  HeldLock held = HeldLock::ProductRow(dsn(), a);
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
   ASSERT_NO_FATAL_FAILURE(BlockLane(&lane, false, kLockTimeout));
@@ -552,7 +553,7 @@ TEST_P(ExecutorLanesTest, ARowLockedElsewhereIsWaitedForOnce) {
   }
   const int64_t a = MakeProduct(10);
   const int64_t b = MakeProduct(10);
-  HeldLock held(dsn(), ProductRowLock(a));
+  HeldLock held = HeldLock::ProductRow(dsn(), a);
   constexpr absl::Duration kLockTimeout = absl::Seconds(1);
   BlockedLane lane;
   // One connection: the call after the batch runs on the batch's worker.

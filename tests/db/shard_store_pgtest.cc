@@ -60,9 +60,7 @@ namespace {
 using ::inventory::testing::CounterDrift;
 using ::inventory::testing::Exec;
 using ::inventory::testing::HeldLock;
-using ::inventory::testing::ProductRowLock;
 using ::inventory::testing::QueryInt;
-using ::inventory::testing::ReservationRowLock;
 using ::inventory::testing::ShardCluster;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -233,8 +231,8 @@ class ShardStorePgTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(b, store.Reserve(b_command));
     ASSERT_EQ(a.reservation.backordered_quantity, 0);
     ASSERT_EQ(b.reservation.backordered_quantity, 1);
-    c->held = std::make_unique<HeldLock>(
-        DsnOf(store.shard_index()), ReservationRowLock(b_command.request_id));
+    c->held = std::make_unique<HeldLock>(HeldLock::ReservationRow(
+        DsnOf(store.shard_index()), b_command.request_id));
     ASSERT_OK(store.Release(p.product_id, a.reservation.row_id).status());
     ASSERT_OK_AND_ASSIGN(after, store.GetProduct(p.product_id));
     ASSERT_EQ(after.backordered_quantity, 1) << "the trigger filled B anyway";
@@ -244,6 +242,27 @@ class ShardStorePgTest : public ::testing::Test {
     ASSERT_EQ(b_row.backordered_quantity, 1);
     c->product = after;
     c->backordered = b_row;
+  }
+
+  // Whether `product_id` is in its shard's late-fill queue.
+  static bool Queued(int shard, int64_t product_id) {
+    return QueryInt(DsnOf(shard),
+                    absl::StrCat("SELECT count(*) FROM late_fills WHERE "
+                                 "product_id = ",
+                                 product_id)) == 1;
+  }
+
+  // Runs the late-fill queue of `store`'s shard until it is empty, so that
+  // a test counts its own products only.
+  static void DrainLateFills(ShardStore& store) {
+    for (int i = 0; i < 20; ++i) {
+      auto pass = store.FillLateBackorders(1000);
+      ASSERT_TRUE(pass.ok()) << pass.status();
+      if (pass->products == 0) break;
+    }
+    ASSERT_EQ(QueryInt(DsnOf(store.shard_index()),
+                       "SELECT count(*) FROM late_fills"),
+              0);
   }
 
   // B's backordered units and the product's, now.
@@ -352,6 +371,35 @@ TEST_F(ShardStorePgTest, Migration0009RefusesAnOversoldBackorderProduct) {
   EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM schema_migrations "
                           "WHERE version = 9"),
             1);
+}
+
+// A shard at version 10 with a backorder its fill skipped (the product was
+// changed while the row was locked): migration 0011 queues it, and the late
+// fill then fills it.
+TEST_F(ShardStorePgTest, Migration0011QueuesTheFillsOlderVersionsSkipped) {
+  const std::string dsn = FreshSchemaDsn(0);
+  ASSERT_OK(ShardStore(0, Dsn(dsn)).Bootstrap(kShards));
+  // Back to version 10; product 434343 has 1 unit free for its backorder.
+  Exec(dsn,
+       "DROP TABLE late_fills;"
+       "DELETE FROM schema_migrations WHERE version = 11;"
+       "INSERT INTO products (product_id, total_quantity, reserved_quantity,"
+       "  backordered_quantity, stock_policy) VALUES (434343, 1, 1, 1, 2);"
+       "INSERT INTO reservations (product_id, quantity, status, customer_id,"
+       "  request_id, expire_time, backordered_quantity)"
+       "  VALUES (434343, 1, 1, 'c', 'm11-434343', now() + interval '1 hour',"
+       "          1)");
+  ShardStore store(0, Dsn(dsn));
+  ASSERT_OK(store.Bootstrap(kShards));
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM late_fills "
+                          "WHERE product_id = 434343"),
+            1);
+  ASSERT_OK_AND_ASSIGN(pass, store.FillLateBackorders(10));
+  EXPECT_EQ(pass.units, 1);
+  EXPECT_EQ(QueryInt(dsn, "SELECT backordered_quantity FROM reservations "
+                          "WHERE request_id = 'm11-434343'"),
+            0);
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM late_fills"), 0);
 }
 
 TEST_F(ShardStorePgTest, ConcurrentBootstrapOfFreshShardAppliesOnce) {
@@ -987,78 +1035,93 @@ TEST_F(ShardStorePgTest, ConcurrentSweepersExpireEveryDueHoldExactlyOnce) {
 
 TEST_F(ShardStorePgTest, ABackorderTheTriggerSkippedIsFilledLate) {
   auto store = Store(0);
+  ASSERT_NO_FATAL_FAILURE(DrainLateFills(*store));
   LateFillCase c;
   ASSERT_NO_FATAL_FAILURE(MakeLagging(*store, &c));
-  // Products of earlier tests come before this one's (ids only grow).
-  const int64_t before_mine = c.product.product_id - 1;
+  EXPECT_TRUE(Queued(0, c.product.product_id)) << "the trigger skipped B";
 
-  // While B's row is locked, the late fill skips it without waiting.
-  const absl::Time start = absl::Now();
-  ASSERT_OK_AND_ASSIGN(locked, store->FillLateBackorders(before_mine, 100));
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+  // While B's row is locked, the late fill skips it again (a wait would
+  // fail the call at the session's lock_timeout) and it stays queued.
+  ASSERT_OK_AND_ASSIGN(locked, store->FillLateBackorders(100));
   EXPECT_EQ(locked.products, 1);
   EXPECT_EQ(locked.units, 0);
   EXPECT_EQ(Backordered(*store, c), std::make_pair(int64_t{1}, int64_t{1}));
+  EXPECT_TRUE(Queued(0, c.product.product_id));
   ASSERT_OK_AND_ASSIGN(unchanged, store->GetProduct(c.product.product_id));
   EXPECT_EQ(unchanged.version, c.product.version) << "nothing was filled";
 
   // Once it is free, the next pass fills it and the product's etag changes.
   c.held->Release();
-  ASSERT_OK_AND_ASSIGN(filled, store->FillLateBackorders(before_mine, 100));
+  ASSERT_OK_AND_ASSIGN(filled, store->FillLateBackorders(100));
   EXPECT_EQ(filled.products, 1);
   EXPECT_EQ(filled.units, 1);
-  EXPECT_EQ(filled.last_product, c.product.product_id);
   EXPECT_EQ(Backordered(*store, c), std::make_pair(int64_t{0}, int64_t{0}));
+  EXPECT_FALSE(Queued(0, c.product.product_id));
   ASSERT_OK_AND_ASSIGN(p, store->GetProduct(c.product.product_id));
   EXPECT_EQ(p.version, c.product.version + 1);
   EXPECT_EQ(p.reserved_quantity, 1);
   EXPECT_EQ(p.available(), 0);
 
   // Nothing is left to fill.
-  ASSERT_OK_AND_ASSIGN(again, store->FillLateBackorders(before_mine, 100));
+  ASSERT_OK_AND_ASSIGN(again, store->FillLateBackorders(100));
   EXPECT_EQ(again.products, 0);
   EXPECT_EQ(again.units, 0);
-  EXPECT_EQ(again.last_product, 0);
 }
 
-TEST_F(ShardStorePgTest, ALockedProductIsSkippedAndPassesGoOnAfterTheCursor) {
+TEST_F(ShardStorePgTest, OnlyFillsThatSkippedARowAreQueued) {
   auto store = Store(1);
+  ASSERT_NO_FATAL_FAILURE(DrainLateFills(*store));
+  // Backordered with no stock to give: the fill has nothing to do.
+  ASSERT_OK_AND_ASSIGN(waiting, MakeProduct(*store, 1, StockPolicy::kBackorder));
+  ASSERT_OK(store->Reserve(Command(waiting.product_id, 3)).status());
+  // A restock the fill hands out in full.
+  ASSERT_OK_AND_ASSIGN(restocked,
+                       MakeProduct(*store, 0, StockPolicy::kBackorder));
+  ASSERT_OK(store->Reserve(Command(restocked.product_id, 2)).status());
+  AdjustStockCommand restock;
+  restock.product_id = restocked.product_id;
+  restock.delta = 2;
+  restock.reason = 1;
+  restock.actor = "test";
+  ASSERT_OK_AND_ASSIGN(after, store->AdjustStock(restock));
+  EXPECT_EQ(after.backordered_quantity, 0);
+  EXPECT_FALSE(Queued(1, waiting.product_id));
+  EXPECT_FALSE(Queued(1, restocked.product_id));
+  ASSERT_OK_AND_ASSIGN(pass, store->FillLateBackorders(100));
+  EXPECT_EQ(pass.products, 0);
+}
+
+TEST_F(ShardStorePgTest, ALockedProductIsSkippedAndGoesToTheEndOfTheQueue) {
+  auto store = Store(1);
+  ASSERT_NO_FATAL_FAILURE(DrainLateFills(*store));
   LateFillCase first, second, third;
   for (LateFillCase* c : {&first, &second, &third}) {
     ASSERT_NO_FATAL_FAILURE(MakeLagging(*store, c));
     c->held->Release();
   }
-  // A STRICT product in between is never a candidate.
-  ASSERT_OK_AND_ASSIGN(strict, MakeProduct(*store, 5));
-  const int64_t before_mine = first.product.product_id - 1;
-  HeldLock product_held(DsnOf(1), ProductRowLock(first.product.product_id));
+  HeldLock product_held =
+      HeldLock::ProductRow(DsnOf(1), first.product.product_id);
 
-  // One product per pass: the locked first is skipped, not waited for.
-  const absl::Time start = absl::Now();
-  ASSERT_OK_AND_ASSIGN(pass1, store->FillLateBackorders(before_mine, 1));
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
-  EXPECT_EQ(pass1.products, 1);
-  EXPECT_EQ(pass1.units, 1);
-  EXPECT_EQ(pass1.last_product, second.product.product_id);
-  ASSERT_OK_AND_ASSIGN(pass2,
-                       store->FillLateBackorders(pass1.last_product, 1));
-  EXPECT_EQ(pass2.last_product, third.product.product_id);
+  // One entry per pass, oldest first. The first's product is locked: it is
+  // skipped, not waited for, and goes behind the others.
+  ASSERT_OK_AND_ASSIGN(pass1, store->FillLateBackorders(1));
+  EXPECT_EQ(pass1.products, 0);
+  EXPECT_TRUE(Queued(1, first.product.product_id));
+  ASSERT_OK_AND_ASSIGN(pass2, store->FillLateBackorders(1));
   EXPECT_EQ(pass2.units, 1);
-  ASSERT_OK_AND_ASSIGN(pass3,
-                       store->FillLateBackorders(pass2.last_product, 1));
-  EXPECT_EQ(pass3.products, 0);
-  EXPECT_EQ(Backordered(*store, first), std::make_pair(int64_t{1}, int64_t{1}));
   EXPECT_EQ(Backordered(*store, second), std::make_pair(int64_t{0}, int64_t{0}));
+  ASSERT_OK_AND_ASSIGN(pass3, store->FillLateBackorders(1));
+  EXPECT_EQ(pass3.units, 1);
   EXPECT_EQ(Backordered(*store, third), std::make_pair(int64_t{0}, int64_t{0}));
+  EXPECT_EQ(Backordered(*store, first), std::make_pair(int64_t{1}, int64_t{1}));
 
-  // From the start again, once the first product is free.
+  // Once the first product is free, its turn comes again.
   product_held.Release();
-  ASSERT_OK_AND_ASSIGN(pass4, store->FillLateBackorders(before_mine, 10));
+  ASSERT_OK_AND_ASSIGN(pass4, store->FillLateBackorders(10));
   EXPECT_EQ(pass4.products, 1);
   EXPECT_EQ(pass4.units, 1);
   EXPECT_EQ(Backordered(*store, first), std::make_pair(int64_t{0}, int64_t{0}));
-  ASSERT_OK_AND_ASSIGN(strict_after, store->GetProduct(strict.product_id));
-  EXPECT_EQ(strict_after.version, strict.version);
+  EXPECT_EQ(QueryInt(DsnOf(1), "SELECT count(*) FROM late_fills"), 0);
   EXPECT_EQ(CounterDrift(DsnOf(1)), 0);
 }
 
@@ -1360,9 +1423,12 @@ TEST_F(ShardStorePgTest, GenericPlanOfEveryStatementUsesIndexes) {
         name == "list_product_adjustments") {
       EXPECT_THAT(plan, Not(HasSubstr("Sort"))) << plan;
     }
-    if (name == "late_fill_pick") {  // only the backordered products
-      EXPECT_THAT(plan, HasSubstr("products_backordered")) << plan;
+    if (name == "late_fill_pick") {  // the queue, oldest first
+      EXPECT_THAT(plan, HasSubstr("late_fills_queued")) << plan;
       EXPECT_THAT(plan, Not(HasSubstr("Sort"))) << plan;
+    }
+    if (name == "late_fill_run" || name == "late_fill_mark") {
+      EXPECT_THAT(plan, HasSubstr("Index Cond: (product_id = ANY")) << plan;
     }
   }
 }

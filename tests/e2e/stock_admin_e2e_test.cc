@@ -421,8 +421,8 @@ TEST_F(StockAdminTest, BackordersAreFilledOldestFirst) {
 }
 
 // The fill trigger skips a backordered row another transaction holds
-// locked; the sweeper (every second by default) fills it once it is free,
-// without the product changing again.
+// locked and queues the fill; the sweeper (every second by default) tries
+// it again and fills it once the row is free, without the product changing.
 TEST_F(StockAdminTest, ABackorderSkippedWhileLockedIsFilledByTheSweeper) {
   const int64_t id = NewProductId();
   ASSERT_TRUE(Create(id, 1, v1::STOCK_POLICY_BACKORDER, 0).ok());
@@ -439,16 +439,24 @@ TEST_F(StockAdminTest, ABackorderSkippedWhileLockedIsFilledByTheSweeper) {
     EXPECT_TRUE(stub_->GetReservation(ctx.get(), req, &out).ok());
     return out.backordered_quantity();
   };
-  HeldLock held(ShardDsn(id), ReservationRowLock(b_request));
+  HeldLock held = HeldLock::ReservationRow(ShardDsn(id), b_request);
   v1::ReleaseItemRequest rel;
   rel.set_reservation_id(a.reservation().reservation_id());
   v1::ReleaseItemResponse rel_resp;
   auto ctx = ContextWithTimeout();
   ASSERT_TRUE(stub_->ReleaseItem(ctx.get(), rel, &rel_resp).ok());
-  // A's unit is free, but B's row was locked: not filled, and not while
-  // it stays locked (two sweeps).
+  // A's unit is free, but B's row was locked: not filled, and queued.
   EXPECT_EQ(Product(id).backordered_quantity(), 1);
-  absl::SleepFor(absl::Milliseconds(2500));
+  const std::string queued_at = absl::StrCat(
+      "SELECT coalesce(inv_us(queued_at), 0) FROM late_fills "
+      "WHERE product_id = ", id);
+  const int64_t first_queued = QueryInt(ShardDsn(id), queued_at);
+  ASSERT_GT(first_queued, 0) << "the skipped fill was not queued";
+  // A sweep tries it while B is still locked: skipped again, queued again.
+  EXPECT_TRUE(PollUntil(
+      [&] { return QueryInt(ShardDsn(id), queued_at) > first_queued; },
+      absl::Seconds(10), absl::Milliseconds(50)))
+      << "no sweep tried the queued fill";
   EXPECT_EQ(b_backordered(), 1);
   const std::string etag = Product(id).etag();
 

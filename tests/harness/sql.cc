@@ -1,6 +1,7 @@
 #include "sql.h"
 
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 
@@ -32,10 +33,13 @@ int64_t CounterDrift(const std::string& dsn) {
        OR p.purchased_quantity <> coalesce(r.purchased, 0))sql");
 }
 
-HeldLock::HeldLock(const std::string& dsn, const std::string& sql)
+HeldLock::HeldLock(const std::string& dsn, const std::string& sql,
+                   const std::string& param)
     : conn_(std::make_unique<pqxx::connection>(dsn)),
       tx_(std::make_unique<pqxx::work>(*conn_)) {
-  tx_->exec(sql);
+  if (tx_->exec_params(sql, param).empty()) {
+    throw std::runtime_error("HeldLock: no row for " + param);
+  }
 }
 
 void HeldLock::Release() {
@@ -44,15 +48,18 @@ void HeldLock::Release() {
   tx_.reset();
 }
 
-std::string ProductRowLock(int64_t product_id) {
-  return absl::StrCat("SELECT 1 FROM products WHERE product_id = ", product_id,
-                      " FOR UPDATE");
+HeldLock HeldLock::ProductRow(const std::string& dsn, int64_t product_id) {
+  return HeldLock(dsn,
+                  "SELECT 1 FROM products WHERE product_id = $1::bigint "
+                  "FOR UPDATE",
+                  absl::StrCat(product_id));
 }
 
-std::string ReservationRowLock(const std::string& request_id) {
-  // Test request ids are letters, digits and dashes: no quoting needed.
-  return absl::StrCat("SELECT 1 FROM reservations WHERE request_id = '",
-                      request_id, "' FOR UPDATE");
+HeldLock HeldLock::ReservationRow(const std::string& dsn,
+                                  const std::string& request_id) {
+  return HeldLock(dsn,
+                  "SELECT 1 FROM reservations WHERE request_id = $1 FOR UPDATE",
+                  request_id);
 }
 
 }  // namespace inventory::testing

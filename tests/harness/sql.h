@@ -22,23 +22,25 @@ void Exec(const std::string& dsn, const std::string& sql);
 // from the sums of their PENDING / PURCHASED reservation rows.
 int64_t CounterDrift(const std::string& dsn);
 
-// A lock another client holds: `sql` (a SELECT ... FOR UPDATE) runs in a
-// transaction of its own connection, kept open until Release() or the end.
+// A row lock another client holds: `sql` (a SELECT ... FOR UPDATE with one
+// parameter, `param`) runs in a transaction of its own connection, kept open
+// until Release() or the end. Throws if it locked no row.
 class HeldLock {
  public:
-  HeldLock(const std::string& dsn, const std::string& sql);
+  HeldLock(const std::string& dsn, const std::string& sql,
+           const std::string& param);
   void Release();
+
+  // The products row of `product_id`.
+  static HeldLock ProductRow(const std::string& dsn, int64_t product_id);
+  // The reservation row made by `request_id`.
+  static HeldLock ReservationRow(const std::string& dsn,
+                                 const std::string& request_id);
 
  private:
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;
 };
-
-// The SQL that locks the products row of `product_id`.
-std::string ProductRowLock(int64_t product_id);
-
-// The SQL that locks the reservation row made by `request_id`.
-std::string ReservationRowLock(const std::string& request_id);
 
 }  // namespace inventory::testing
 

@@ -1,7 +1,7 @@
 // The expiry sweeper: periodically asks every shard's executor to expire due
 // PENDING holds in bounded batches, then to fill backorders the fill trigger
-// skipped. Safe with many inventoryd instances: SKIP LOCKED hands each due
-// hold, and each product to fill, to one sweeper at a time.
+// skipped (the late-fill queue). Safe with many inventoryd instances: SKIP
+// LOCKED hands each due hold and each queued fill to one sweeper at a time.
 #ifndef INVENTORY_EXPIRY_SWEEPER_H_
 #define INVENTORY_EXPIRY_SWEEPER_H_
 
@@ -23,8 +23,7 @@ class ExpirySweeper {
   struct Options {
     absl::Duration interval = absl::Seconds(1);
     int batch = 500;
-    // BACKORDER products whose fill runs again per shard per sweep; the
-    // next sweep goes on after the last of them.
+    // Entries of a shard's late-fill queue run again per sweep.
     int late_fill_batch = 100;
   };
 
@@ -41,14 +40,16 @@ class ExpirySweeper {
   int64_t late_filled_total() const { return late_filled_total_.load(); }
 
  private:
+  struct SweepResult;  // what one sweep of one shard did
+
   void Loop();
+  // Adds a finished sweep of `shard` to the totals and logs it.
+  void Count(size_t shard, const SweepResult& result);
 
   std::vector<ShardExecutor*> executors_;
   Options options_;
   // One flag per shard: a sweep is queued or running there.
   std::unique_ptr<std::atomic<bool>[]> busy_;
-  // One late-fill cursor per shard, touched only by that shard's sweep.
-  std::vector<int64_t> late_fill_after_;
   std::atomic<int64_t> expired_total_{0};
   std::atomic<int64_t> late_filled_total_{0};
   absl::Notification stop_;

@@ -189,11 +189,10 @@ struct ShardVerification {
   std::vector<DriftRecord> drifts;
 };
 
-// FillLateBackorders' answer for one pass over part of a shard's products.
+// FillLateBackorders' answer for one pass over a shard's late-fill queue.
 struct LateFill {
-  int products = 0;          // products whose fill ran again
-  int64_t units = 0;         // backordered units it filled
-  int64_t last_product = 0;  // the highest of those ids (0 if none)
+  int products = 0;   // products whose fill ran again
+  int64_t units = 0;  // backordered units it filled
 };
 
 // Which reservations ListReservations wants from one shard.

@@ -188,14 +188,13 @@ class ShardStore {
   // sweepers share the work) and returns their units. Returns how many.
   absl::StatusOr<int> ExpireDue(int limit);
 
-  // Runs the backorder fill again on up to `limit` BACKORDER products with
-  // ids above `after_product` whose stock could fill a backorder: the fill
-  // trigger skips a row another transaction holds locked, and nothing else
-  // would fill it before the product's next change. Products and rows
-  // locked elsewhere are skipped, never waited for. A product that fills
+  // Runs the backorder fill again on up to `limit` products of the late-fill
+  // queue (migration 0011: the fill trigger queues a product when it had to
+  // skip a backordered row another transaction held locked), oldest first.
+  // Products and rows locked elsewhere are skipped, never waited for; a
+  // skipped product goes to the end of the queue. A product whose fill gives
   // units gets a new version.
-  absl::StatusOr<LateFill> FillLateBackorders(int64_t after_product,
-                                              int limit);
+  absl::StatusOr<LateFill> FillLateBackorders(int limit);
 
  private:
   // Runs `fn` on the connection and turns exceptions into statuses.
