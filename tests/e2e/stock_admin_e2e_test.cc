@@ -92,6 +92,14 @@ class StockAdminTest : public ::testing::Test {
     return s;
   }
 
+  // The backordered units of the reservation `r` made, read now.
+  int64_t BackorderedNow(const v1::ReserveItemResponse& r) {
+    v1::Reservation out;
+    EXPECT_TRUE(
+        GetReservation(*stub_, r.reservation().reservation_id(), &out).ok());
+    return out.backordered_quantity();
+  }
+
   v1::Product Product(int64_t id) {
     v1::Product p;
     EXPECT_TRUE(GetProduct(*stub_, id, &p).ok());
@@ -385,23 +393,11 @@ TEST_F(StockAdminTest, BackordersAreFilledOldestFirst) {
   v1::Product after;
   ASSERT_TRUE(Adjust(id, 2, std::nullopt, "", "", &after).ok());
   EXPECT_EQ(after.backordered_quantity(), 2);
-  auto get = [&](const v1::ReserveItemResponse& r) {
-    v1::GetReservationRequest req;
-    req.set_reservation_id(r.reservation().reservation_id());
-    v1::Reservation out;
-    auto ctx = ContextWithTimeout();
-    EXPECT_TRUE(stub_->GetReservation(ctx.get(), req, &out).ok());
-    return out.backordered_quantity();
-  };
-  EXPECT_EQ(get(first), 0);
-  EXPECT_EQ(get(second), 1);
-  EXPECT_EQ(get(third), 1);
+  EXPECT_EQ(BackorderedNow(first), 0);
+  EXPECT_EQ(BackorderedNow(second), 1);
+  EXPECT_EQ(BackorderedNow(third), 1);
   // Releasing a backordered hold takes its backorder away too.
-  v1::ReleaseItemRequest rel;
-  rel.set_reservation_id(third.reservation().reservation_id());
-  v1::ReleaseItemResponse rel_resp;
-  auto ctx = ContextWithTimeout();
-  ASSERT_TRUE(stub_->ReleaseItem(ctx.get(), rel, &rel_resp).ok());
+  ASSERT_TRUE(Release(*stub_, third.reservation().reservation_id()).ok());
   EXPECT_EQ(Product(id).backordered_quantity(), 1);
   // Switching to STRICT while backordered is refused.
   v1::UpdateProductRequest up;
@@ -431,20 +427,8 @@ TEST_F(StockAdminTest, ABackorderSkippedWhileLockedIsFilledByTheSweeper) {
   ASSERT_TRUE(Reserve(*stub_, absl::StrCat("late-a-", id), id, 1, "c1", &a).ok());
   ASSERT_TRUE(Reserve(*stub_, b_request, id, 1, "c2", &b).ok());
   ASSERT_EQ(b.reservation().backordered_quantity(), 1);
-  auto b_backordered = [&] {
-    v1::GetReservationRequest req;
-    req.set_reservation_id(b.reservation().reservation_id());
-    v1::Reservation out;
-    auto ctx = ContextWithTimeout();
-    EXPECT_TRUE(stub_->GetReservation(ctx.get(), req, &out).ok());
-    return out.backordered_quantity();
-  };
   HeldLock held = HeldLock::ReservationRow(ShardDsn(id), b_request);
-  v1::ReleaseItemRequest rel;
-  rel.set_reservation_id(a.reservation().reservation_id());
-  v1::ReleaseItemResponse rel_resp;
-  auto ctx = ContextWithTimeout();
-  ASSERT_TRUE(stub_->ReleaseItem(ctx.get(), rel, &rel_resp).ok());
+  ASSERT_TRUE(Release(*stub_, a.reservation().reservation_id()).ok());
   // A's unit is free, but B's row was locked: not filled, and queued.
   EXPECT_EQ(Product(id).backordered_quantity(), 1);
   const std::string queued_at = absl::StrCat(
@@ -457,11 +441,11 @@ TEST_F(StockAdminTest, ABackorderSkippedWhileLockedIsFilledByTheSweeper) {
       [&] { return QueryInt(ShardDsn(id), queued_at) > first_queued; },
       absl::Seconds(10), absl::Milliseconds(50)))
       << "no sweep tried the queued fill";
-  EXPECT_EQ(b_backordered(), 1);
+  EXPECT_EQ(BackorderedNow(b), 1);
   const std::string etag = Product(id).etag();
 
   held.Release();
-  EXPECT_TRUE(PollUntil([&] { return b_backordered() == 0; },
+  EXPECT_TRUE(PollUntil([&] { return BackorderedNow(b) == 0; },
                         absl::Seconds(10), absl::Milliseconds(100)))
       << "B is still backordered";
   const v1::Product p = Product(id);

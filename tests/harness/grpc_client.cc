@@ -99,4 +99,22 @@ grpc::Status GetProduct(InventoryService::Stub& stub, int64_t product_id,
   return stub.GetProduct(ctx.get(), req, out);
 }
 
+grpc::Status GetReservation(InventoryService::Stub& stub,
+                            const std::string& reservation_id,
+                            inventory::v1::Reservation* out) {
+  inventory::v1::GetReservationRequest req;
+  req.set_reservation_id(reservation_id);
+  auto ctx = ContextWithTimeout();
+  return stub.GetReservation(ctx.get(), req, out);
+}
+
+grpc::Status Release(InventoryService::Stub& stub,
+                     const std::string& reservation_id) {
+  inventory::v1::ReleaseItemRequest req;
+  req.set_reservation_id(reservation_id);
+  inventory::v1::ReleaseItemResponse resp;
+  auto ctx = ContextWithTimeout();
+  return stub.ReleaseItem(ctx.get(), req, &resp);
+}
+
 }  // namespace inventory::testing

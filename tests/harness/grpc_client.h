@@ -44,6 +44,11 @@ grpc::Status Reserve(InventoryService::Stub& stub, const std::string& request_id
                      absl::Duration hold_ttl = absl::ZeroDuration());
 grpc::Status GetProduct(InventoryService::Stub& stub, int64_t product_id,
                         inventory::v1::Product* out);
+grpc::Status GetReservation(InventoryService::Stub& stub,
+                            const std::string& reservation_id,
+                            inventory::v1::Reservation* out);
+grpc::Status Release(InventoryService::Stub& stub,
+                     const std::string& reservation_id);
 
 }  // namespace inventory::testing
 
