@@ -26,8 +26,20 @@ void ExpirySweeper::Stop() {
   }
 }
 
+namespace {
+
+// A shard that is down is already logged by its monitor: debug only then.
+void LogFailure(size_t shard, const char* what, const absl::Status& status) {
+  const auto level = absl::IsUnavailable(status) ? spdlog::level::debug
+                                                 : spdlog::level::warn;
+  spdlog::log(level, "shard {}: {} failed: {}", shard, what,
+              status.ToString());
+}
+
+}  // namespace
+
 struct ExpirySweeper::SweepResult {
-  int expired = 0;
+  absl::StatusOr<int> expired;
   absl::StatusOr<LateFill> late_fill;
 };
 
@@ -43,15 +55,22 @@ void ExpirySweeper::Loop() {
           absl::Now() + options_.interval + absl::Seconds(5),
           [batch, late_fill_batch](
               ShardStore& store) -> absl::StatusOr<SweepResult> {
+            // An expiry that waited out a product lock must not hold up the
+            // late fills; one that found the shard down ends the sweep.
             SweepResult result;
-            absl::StatusOr<int> expired = store.ExpireDue(batch);
-            if (!expired.ok()) return expired.status();
-            result.expired = *expired;
+            result.expired = store.ExpireDue(batch);
+            if (absl::IsUnavailable(result.expired.status())) {
+              return result.expired.status();
+            }
             result.late_fill = store.FillLateBackorders(late_fill_batch);
             return result;
           },
           [this, i](absl::StatusOr<SweepResult> result) {
-            if (result.ok()) Count(i, *result);
+            if (result.ok()) {
+              Count(i, *result);
+            } else {
+              LogFailure(i, "sweep", result.status());
+            }
             busy_[i].store(false);
           });
     }
@@ -60,21 +79,25 @@ void ExpirySweeper::Loop() {
 }
 
 void ExpirySweeper::Count(size_t shard, const SweepResult& result) {
-  expired_total_ += result.expired;
-  if (result.expired > 0) {
-    spdlog::debug("shard {}: expired {} hold(s)", shard, result.expired);
+  // Failed steps are tried again at the next sweep.
+  if (!result.expired.ok()) {
+    LogFailure(shard, "expiry", result.expired.status());
+  } else {
+    expired_total_ += *result.expired;
+    if (*result.expired > 0) {
+      spdlog::debug("shard {}: expired {} hold(s)", shard, *result.expired);
+    }
   }
-  // A failed late fill stays queued for the next sweep.
   if (!result.late_fill.ok()) {
-    spdlog::warn("shard {}: late backorder fill failed: {}", shard,
-                 result.late_fill.status().ToString());
+    LogFailure(shard, "late backorder fill", result.late_fill.status());
     return;
   }
   late_filled_total_ += result.late_fill->units;
   if (result.late_fill->units > 0) {
     spdlog::info("shard {}: filled {} backordered unit(s) of {} product(s) "
                  "late",
-                 shard, result.late_fill->units, result.late_fill->products);
+                 shard, result.late_fill->units,
+                 result.late_fill->filled_products);
   }
 }
 

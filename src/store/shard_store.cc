@@ -130,10 +130,10 @@ const Statement kStatements[] = {
      "  WHERE product_id = ANY($1::bigint[])"
      "  ORDER BY product_id FOR NO KEY UPDATE SKIP LOCKED"},
     // Step 3: the entries of the locked products leave the queue (the
-    // trigger queues them again if it skips rows again) ...
+    // trigger queues them again if it skips rows again).
     {"late_fill_dequeue",
      "DELETE FROM late_fills WHERE product_id = ANY($1::bigint[])"},
-    // ... and those of products locked elsewhere go to its end.
+    // Last step: entries whose product is locked elsewhere go to the end.
     {"late_fill_requeue",
      "UPDATE late_fills SET queued_at = clock_timestamp()"
      "  WHERE product_id = ANY($1::bigint[])"},
@@ -141,16 +141,17 @@ const Statement kStatements[] = {
     {"late_fill_run",
      "UPDATE products SET total_quantity = total_quantity"
      "  WHERE product_id = ANY($1::bigint[])"},
-    // Step 5: a product whose fill gave units gets a new version; returns
-    // the units each filled ($2: the backordered units before, in $1's
-    // order).
+    // Step 5: a product whose fill gave units gets a new version ($2: the
+    // backordered units before, in $1's order) ...
     {"late_fill_mark",
      "UPDATE products SET version = version + 1, update_time = now()"
      "  WHERE product_id = ANY($1::bigint[])"
      "    AND backordered_quantity"
-     "        < ($2::bigint[])[array_position($1::bigint[], product_id)]"
-     "  RETURNING ($2::bigint[])[array_position($1::bigint[], product_id)]"
-     "    - backordered_quantity"},
+     "        < ($2::bigint[])[array_position($1::bigint[], product_id)]"},
+    // ... and the backordered units after, which say what was filled.
+    {"late_fill_read",
+     "SELECT product_id, backordered_quantity FROM products"
+     "  WHERE product_id = ANY($1::bigint[])"},
     // Stock administration.
     {"adjust_lock",
      "SELECT " PRODUCT_COLS ", last_session_id,"
@@ -1005,6 +1006,26 @@ absl::StatusOr<LateFill> ShardStore::FillLateBackorders(int limit) {
       ids.push_back(row[0].as<int64_t>());
       before.push_back(row[1].as<int64_t>());
     }
+    fill.products = static_cast<int>(ids.size());
+    if (!ids.empty()) {
+      const std::string id_array = NumberArray(ids);
+      tx.exec_prepared("late_fill_dequeue", id_array);
+      tx.exec_prepared("late_fill_run", id_array);
+      tx.exec_prepared("late_fill_mark", id_array, NumberArray(before));
+      // Read after the mark: its own write can run the fill once more.
+      pqxx::result after = tx.exec_prepared("late_fill_read", id_array);
+      for (const auto& row : after) {
+        const int64_t id = row[0].as<int64_t>();
+        const size_t k = std::find(ids.begin(), ids.end(), id) - ids.begin();
+        const int64_t gave = before[k] - row[1].as<int64_t>();
+        if (gave > 0) {
+          fill.units += gave;
+          ++fill.filled_products;
+        }
+      }
+    }
+    // Last, just before the commit: a fill of a product held elsewhere
+    // that queues it again waits for this update to commit.
     std::vector<int64_t> held_elsewhere;
     for (int64_t id : picked) {
       if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
@@ -1013,16 +1034,6 @@ absl::StatusOr<LateFill> ShardStore::FillLateBackorders(int limit) {
     }
     if (!held_elsewhere.empty()) {
       tx.exec_prepared("late_fill_requeue", NumberArray(held_elsewhere));
-    }
-    fill.products = static_cast<int>(ids.size());
-    if (!ids.empty()) {
-      const std::string id_array = NumberArray(ids);
-      tx.exec_prepared("late_fill_dequeue", id_array);
-      tx.exec_prepared("late_fill_run", id_array);
-      for (const auto& row :
-           tx.exec_prepared("late_fill_mark", id_array, NumberArray(before))) {
-        fill.units += row[0].as<int64_t>();
-      }
     }
     tx.commit();
     return fill;

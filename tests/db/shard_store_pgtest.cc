@@ -224,22 +224,26 @@ class ShardStorePgTest : public ::testing::Test {
   }
 
   // See LateFillCase.
-  static void MakeLagging(ShardStore& store, LateFillCase* c) {
-    ASSERT_OK_AND_ASSIGN(p, MakeProduct(store, 1, StockPolicy::kBackorder));
-    ASSERT_OK_AND_ASSIGN(a, store.Reserve(Command(p.product_id, 1)));
-    ReserveCommand b_command = Command(p.product_id, 1);
+  // `units` (1 by default) is the product's total and each hold's quantity.
+  static void MakeLagging(ShardStore& store, LateFillCase* c,
+                          int64_t units = 1) {
+    ASSERT_OK_AND_ASSIGN(p,
+                         MakeProduct(store, units, StockPolicy::kBackorder));
+    ASSERT_OK_AND_ASSIGN(a, store.Reserve(Command(p.product_id, units)));
+    ReserveCommand b_command = Command(p.product_id, units);
     ASSERT_OK_AND_ASSIGN(b, store.Reserve(b_command));
     ASSERT_EQ(a.reservation.backordered_quantity, 0);
-    ASSERT_EQ(b.reservation.backordered_quantity, 1);
+    ASSERT_EQ(b.reservation.backordered_quantity, units);
     c->held = std::make_unique<HeldLock>(HeldLock::ReservationRow(
         DsnOf(store.shard_index()), b_command.request_id));
     ASSERT_OK(store.Release(p.product_id, a.reservation.row_id).status());
     ASSERT_OK_AND_ASSIGN(after, store.GetProduct(p.product_id));
-    ASSERT_EQ(after.backordered_quantity, 1) << "the trigger filled B anyway";
+    ASSERT_EQ(after.backordered_quantity, units)
+        << "the trigger filled B anyway";
     ASSERT_OK_AND_ASSIGN(b_row,
                          store.GetReservation(p.product_id,
                                               b.reservation.row_id));
-    ASSERT_EQ(b_row.backordered_quantity, 1);
+    ASSERT_EQ(b_row.backordered_quantity, units);
     c->product = after;
     c->backordered = b_row;
   }
@@ -388,12 +392,22 @@ TEST_F(ShardStorePgTest, Migration0011QueuesTheFillsOlderVersionsSkipped) {
        "INSERT INTO reservations (product_id, quantity, status, customer_id,"
        "  request_id, expire_time, backordered_quantity)"
        "  VALUES (434343, 1, 1, 'c', 'm11-434343', now() + interval '1 hour',"
+       "          1);"
+       // Not to queue: a BACKORDER product with no stock for its backorder,
+       // and a STRICT one.
+       "INSERT INTO products (product_id, total_quantity, reserved_quantity,"
+       "  backordered_quantity, stock_policy) VALUES (434345, 1, 2, 1, 2),"
+       "  (434347, 5, 0, 0, 1);"
+       "INSERT INTO reservations (product_id, quantity, status, customer_id,"
+       "  request_id, expire_time, backordered_quantity)"
+       "  VALUES (434345, 2, 1, 'c', 'm11-434345', now() + interval '1 hour',"
        "          1)");
   ShardStore store(0, Dsn(dsn));
   ASSERT_OK(store.Bootstrap(kShards));
   EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM late_fills "
                           "WHERE product_id = 434343"),
             1);
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM late_fills"), 1);
   ASSERT_OK_AND_ASSIGN(pass, store.FillLateBackorders(10));
   EXPECT_EQ(pass.units, 1);
   EXPECT_EQ(QueryInt(dsn, "SELECT backordered_quantity FROM reservations "
@@ -1054,6 +1068,7 @@ TEST_F(ShardStorePgTest, ABackorderTheTriggerSkippedIsFilledLate) {
   c.held->Release();
   ASSERT_OK_AND_ASSIGN(filled, store->FillLateBackorders(100));
   EXPECT_EQ(filled.products, 1);
+  EXPECT_EQ(filled.filled_products, 1);
   EXPECT_EQ(filled.units, 1);
   EXPECT_EQ(Backordered(*store, c), std::make_pair(int64_t{0}, int64_t{0}));
   EXPECT_FALSE(Queued(0, c.product.product_id));
@@ -1066,6 +1081,38 @@ TEST_F(ShardStorePgTest, ABackorderTheTriggerSkippedIsFilledLate) {
   ASSERT_OK_AND_ASSIGN(again, store->FillLateBackorders(100));
   EXPECT_EQ(again.products, 0);
   EXPECT_EQ(again.units, 0);
+}
+
+// One pass over three queued products: each is filled by its own units and
+// only those filled get a new version.
+TEST_F(ShardStorePgTest, OnePassFillsEachProductByItsOwnUnits) {
+  auto store = Store(0);
+  ASSERT_NO_FATAL_FAILURE(DrainLateFills(*store));
+  LateFillCase two, one, still_locked;
+  ASSERT_NO_FATAL_FAILURE(MakeLagging(*store, &two, 2));
+  ASSERT_NO_FATAL_FAILURE(MakeLagging(*store, &one));
+  ASSERT_NO_FATAL_FAILURE(MakeLagging(*store, &still_locked, 3));
+  two.held->Release();
+  one.held->Release();
+
+  ASSERT_OK_AND_ASSIGN(pass, store->FillLateBackorders(100));
+  EXPECT_EQ(pass.products, 3);
+  EXPECT_EQ(pass.filled_products, 2);
+  EXPECT_EQ(pass.units, 3);
+  EXPECT_EQ(Backordered(*store, two), std::make_pair(int64_t{0}, int64_t{0}));
+  EXPECT_EQ(Backordered(*store, one), std::make_pair(int64_t{0}, int64_t{0}));
+  EXPECT_EQ(Backordered(*store, still_locked),
+            std::make_pair(int64_t{3}, int64_t{3}));
+  for (const LateFillCase* c : {&two, &one, &still_locked}) {
+    ASSERT_OK_AND_ASSIGN(p, store->GetProduct(c->product.product_id));
+    EXPECT_EQ(p.version, c->product.version + (c == &still_locked ? 0 : 1))
+        << "product " << p.product_id;
+  }
+  EXPECT_FALSE(Queued(0, two.product.product_id));
+  EXPECT_TRUE(Queued(0, still_locked.product.product_id));
+  still_locked.held->Release();
+  ASSERT_OK_AND_ASSIGN(last, store->FillLateBackorders(100));
+  EXPECT_EQ(last.units, 3);
 }
 
 TEST_F(ShardStorePgTest, OnlyFillsThatSkippedARowAreQueued) {

@@ -191,8 +191,9 @@ struct ShardVerification {
 
 // FillLateBackorders' answer for one pass over a shard's late-fill queue.
 struct LateFill {
-  int products = 0;   // products whose fill ran again
-  int64_t units = 0;  // backordered units it filled
+  int products = 0;         // products whose fill ran again
+  int filled_products = 0;  // those of them it gave units to
+  int64_t units = 0;        // backordered units it filled
 };
 
 // Which reservations ListReservations wants from one shard.
