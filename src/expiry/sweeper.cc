@@ -1,5 +1,6 @@
 #include "inventory/expiry/sweeper.h"
 
+#include "absl/strings/str_join.h"
 #include "spdlog/spdlog.h"
 
 namespace inventory {
@@ -92,12 +93,19 @@ void ExpirySweeper::Count(size_t shard, const SweepResult& result) {
     LogFailure(shard, "late backorder fill", result.late_fill.status());
     return;
   }
-  late_filled_total_ += result.late_fill->units;
-  if (result.late_fill->units > 0) {
+  const LateFill& fill = *result.late_fill;
+  late_filled_total_ += fill.units;
+  if (fill.units > 0) {
     spdlog::info("shard {}: filled {} backordered unit(s) of {} product(s) "
                  "late",
-                 shard, result.late_fill->units,
-                 result.late_fill->filled_products);
+                 shard, fill.units, fill.filled_products);
+  }
+  if (!fill.dropped.empty()) {
+    spdlog::warn("shard {}: product(s) {} backorder more units than their "
+                 "reservations do, so no fill can give them; they left the "
+                 "late-fill queue. Run `invctl verify` (docs/operations.md: "
+                 "if it reports drift)",
+                 shard, absl::StrJoin(fill.dropped, ", "));
   }
 }
 

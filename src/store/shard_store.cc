@@ -152,6 +152,20 @@ const Statement kStatements[] = {
     {"late_fill_read",
      "SELECT product_id, backordered_quantity FROM products"
      "  WHERE product_id = ANY($1::bigint[])"},
+    // Step 6, for products the fill gave nothing: those queued again whose
+    // counter backorders more than their rows (edited by hand) leave the
+    // queue, since no fill can ever give those units. Every transaction
+    // changes a counter and its rows together, so in the one snapshot of
+    // this statement they agree unless they had drifted.
+    {"late_fill_drop_drifted",
+     "DELETE FROM late_fills q USING products p"
+     "  WHERE q.product_id = ANY($1::bigint[])"
+     "    AND p.product_id = q.product_id"
+     "    AND p.backordered_quantity > (SELECT"
+     "      coalesce(sum(r.backordered_quantity), 0) FROM reservations r"
+     "      WHERE r.product_id = p.product_id AND r.backordered_quantity > 0"
+     "        AND r.status IN (1, 2))"
+     "  RETURNING q.product_id"},
     // Stock administration.
     {"adjust_lock",
      "SELECT " PRODUCT_COLS ", last_session_id,"
@@ -1014,6 +1028,7 @@ absl::StatusOr<LateFill> ShardStore::FillLateBackorders(int limit) {
       tx.exec_prepared("late_fill_mark", id_array, NumberArray(before));
       // Read after the mark: its own write can run the fill once more.
       pqxx::result after = tx.exec_prepared("late_fill_read", id_array);
+      std::vector<int64_t> gave_nothing;
       for (const auto& row : after) {
         const int64_t id = row[0].as<int64_t>();
         const size_t k = std::find(ids.begin(), ids.end(), id) - ids.begin();
@@ -1021,7 +1036,16 @@ absl::StatusOr<LateFill> ShardStore::FillLateBackorders(int limit) {
         if (gave > 0) {
           fill.units += gave;
           ++fill.filled_products;
+        } else {
+          gave_nothing.push_back(id);
         }
+      }
+      if (!gave_nothing.empty()) {
+        for (const auto& row : tx.exec_prepared("late_fill_drop_drifted",
+                                                NumberArray(gave_nothing))) {
+          fill.dropped.push_back(row[0].as<int64_t>());
+        }
+        std::sort(fill.dropped.begin(), fill.dropped.end());
       }
     }
     // Last, just before the commit: a fill of a product held elsewhere

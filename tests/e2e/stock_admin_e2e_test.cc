@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
@@ -453,6 +454,38 @@ TEST_F(StockAdminTest, ABackorderSkippedWhileLockedIsFilledByTheSweeper) {
   EXPECT_EQ(p.reserved_quantity(), 1);
   EXPECT_EQ(p.available_quantity(), 0);
   EXPECT_NE(p.etag(), etag) << "the fill changed the product";
+}
+
+// A product whose counter was edited by hand to backorder a unit no
+// reservation has can never be filled: a sweep takes it out of the
+// late-fill queue and names it in a warning, instead of rewriting it at
+// every sweep.
+TEST_F(StockAdminTest, ADriftedProductLeavesTheLateFillsWithAWarning) {
+  const int64_t id = NewProductId();
+  ASSERT_TRUE(Create(id, 1, v1::STOCK_POLICY_BACKORDER, 0).ok());
+  v1::ReserveItemResponse covered;
+  ASSERT_TRUE(
+      Reserve(*stub_, absl::StrCat("drift-", id), id, 1, "c1", &covered).ok());
+  auto set_backordered = [&](int units) {
+    Exec(ShardDsn(id), absl::StrCat("UPDATE products SET "
+                                    "backordered_quantity = ", units,
+                                    " WHERE product_id = ", id));
+  };
+  set_backordered(1);
+  const std::string queued =
+      absl::StrCat("SELECT count(*) FROM late_fills WHERE product_id = ", id);
+  ASSERT_EQ(QueryInt(ShardDsn(id), queued), 1) << "the edit's fill queued it";
+  const std::string warning = absl::StrCat(
+      "product(s) ", id, " backorder more units than their reservations do");
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return absl::StrContains(server_->Log(), warning) &&
+               QueryInt(ShardDsn(id), queued) == 0;
+      },
+      absl::Seconds(10), absl::Milliseconds(50)))
+      << server_->Log();
+  EXPECT_EQ(Product(id).backordered_quantity(), 1);
+  set_backordered(0);  // the counter as it was, for TearDown's check
 }
 
 TEST_F(StockAdminTest, UpdateProductChangesPolicyAndThreshold) {

@@ -194,6 +194,10 @@ struct LateFill {
   int products = 0;         // products whose fill ran again
   int filled_products = 0;  // those of them it gave units to
   int64_t units = 0;        // backordered units it filled
+  // Products whose backordered counter is above what their rows backorder
+  // (counters edited by hand): no fill can give those units, so they left
+  // the queue instead of cycling in it. VerifyInventory reports them.
+  std::vector<int64_t> dropped;
 };
 
 // Which reservations ListReservations wants from one shard.

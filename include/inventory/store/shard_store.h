@@ -193,7 +193,8 @@ class ShardStore {
   // skip a backordered row another transaction held locked), oldest first.
   // Products and rows locked elsewhere are skipped, never waited for; a
   // skipped product goes to the end of the queue. A product whose fill gives
-  // units gets a new version.
+  // units gets a new version. A product whose counter backorders more than
+  // its rows do leaves the queue (LateFill::dropped).
   absl::StatusOr<LateFill> FillLateBackorders(int limit);
 
  private:
