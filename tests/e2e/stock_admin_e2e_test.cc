@@ -488,6 +488,21 @@ TEST_F(StockAdminTest, ADriftedProductLeavesTheLateFillsWithAWarning) {
   set_backordered(0);  // the counter as it was, for TearDown's check
 }
 
+// A sweep step that fails for another reason than a shard down is logged as
+// a warning (a shard down is debug only, its monitor has said so:
+// ShardFailureTest checks that). Here the late fill cannot lock its queue.
+TEST_F(StockAdminTest, ALateFillThatFailsIsLoggedAsAWarning) {
+  HeldLock queue = HeldLock::Table(cluster_->dsn(0), "late_fills");
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return absl::StrContains(
+            server_->Log(), "shard 0: late backorder fill failed: ABORTED");
+      },
+      absl::Seconds(15), absl::Milliseconds(100)))
+      << server_->Log();
+  queue.Release();
+}
+
 TEST_F(StockAdminTest, UpdateProductChangesPolicyAndThreshold) {
   const int64_t id = NewProductId();
   ASSERT_TRUE(CreateProduct(*stub_, id, 10).ok());

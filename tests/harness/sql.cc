@@ -33,10 +33,13 @@ int64_t CounterDrift(const std::string& dsn) {
        OR p.purchased_quantity <> coalesce(r.purchased, 0))sql");
 }
 
+HeldLock::HeldLock(const std::string& dsn)
+    : conn_(std::make_unique<pqxx::connection>(dsn)),
+      tx_(std::make_unique<pqxx::work>(*conn_)) {}
+
 HeldLock::HeldLock(const std::string& dsn, const std::string& sql,
                    const std::string& param)
-    : conn_(std::make_unique<pqxx::connection>(dsn)),
-      tx_(std::make_unique<pqxx::work>(*conn_)) {
+    : HeldLock(dsn) {
   if (tx_->exec_params(sql, param).empty()) {
     throw std::runtime_error("HeldLock: no row for " + param);
   }
@@ -60,6 +63,13 @@ HeldLock HeldLock::ReservationRow(const std::string& dsn,
   return HeldLock(dsn,
                   "SELECT 1 FROM reservations WHERE request_id = $1 FOR UPDATE",
                   request_id);
+}
+
+HeldLock HeldLock::Table(const std::string& dsn, const std::string& table) {
+  HeldLock held(dsn);
+  held.tx_->exec("LOCK TABLE " + held.tx_->quote_name(table) +
+                 " IN EXCLUSIVE MODE");
+  return held;
 }
 
 }  // namespace inventory::testing

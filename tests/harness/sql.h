@@ -22,7 +22,7 @@ void Exec(const std::string& dsn, const std::string& sql);
 // from the sums of their PENDING / PURCHASED reservation rows.
 int64_t CounterDrift(const std::string& dsn);
 
-// A row lock another client holds: `sql` (a SELECT ... FOR UPDATE with one
+// A lock another client holds: `sql` (a SELECT ... FOR UPDATE with one
 // parameter, `param`) runs in a transaction of its own connection, kept open
 // until Release() or the end. Throws if it locked no row.
 class HeldLock {
@@ -36,8 +36,12 @@ class HeldLock {
   // The reservation row made by `request_id`.
   static HeldLock ReservationRow(const std::string& dsn,
                                  const std::string& request_id);
+  // `table` in EXCLUSIVE mode: it can be read, not written or locked.
+  static HeldLock Table(const std::string& dsn, const std::string& table);
 
  private:
+  explicit HeldLock(const std::string& dsn);
+
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;
 };
