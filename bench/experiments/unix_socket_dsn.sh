@@ -25,5 +25,5 @@ done
 (sleep 4; psql -X -At "${unix%%,*}" -c "SELECT 'shard 0 backends: unix '
    || count(*) FILTER (WHERE client_addr IS NULL) || ', tcp '
    || count(*) FILTER (WHERE client_addr IS NOT NULL) FROM pg_stat_activity
-   WHERE usename = 'inventory'" >&2 || true) &
+   WHERE usename = 'inventory' AND pid <> pg_backend_pid()" >&2 || true) &
 INVENTORY_SHARDS=$unix exec "$bin" "$@"

@@ -102,9 +102,9 @@ void ExpirySweeper::Count(size_t shard, const SweepResult& result) {
   }
   if (!fill.dropped.empty()) {
     spdlog::warn("shard {}: product(s) {} backorder more units than their "
-                 "reservations do, so no fill can give them; they left the "
-                 "late-fill queue. Run `invctl verify` (docs/operations.md: "
-                 "if it reports drift)",
+                 "reservations do (counter drift); they left the late-fill "
+                 "queue. Run `invctl verify` (docs/operations.md: if it "
+                 "reports drift)",
                  shard, absl::StrJoin(fill.dropped, ", "));
   }
 }

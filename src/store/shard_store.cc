@@ -152,17 +152,18 @@ const Statement kStatements[] = {
     {"late_fill_read",
      "SELECT product_id, backordered_quantity FROM products"
      "  WHERE product_id = ANY($1::bigint[])"},
-    // Step 6, for products the fill gave nothing: those queued again whose
-    // counter backorders more than their rows (edited by hand) leave the
-    // queue, since no fill can ever give those units. Every transaction
-    // changes a counter and its rows together, so in the one snapshot of
-    // this statement they agree unless they had drifted.
+    // After the read, for products the fill gave nothing: those queued
+    // again whose counter backorders more than their rows (edited by hand)
+    // leave the queue, since their fill falls short at every turn. Every
+    // transaction changes a counter and its rows together, and the pass
+    // holds these products' locks, so in this statement's snapshot they
+    // agree unless they had drifted.
     {"late_fill_drop_drifted",
      "DELETE FROM late_fills q USING products p"
      "  WHERE q.product_id = ANY($1::bigint[])"
      "    AND p.product_id = q.product_id"
      "    AND p.backordered_quantity > (SELECT"
-     "      coalesce(sum(r.backordered_quantity), 0) FROM reservations r"
+     "      coalesce(sum(r.backordered_quantity), 0)::bigint FROM reservations r"
      "      WHERE r.product_id = p.product_id AND r.backordered_quantity > 0"
      "        AND r.status IN (1, 2))"
      "  RETURNING q.product_id"},

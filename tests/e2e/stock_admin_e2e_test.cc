@@ -472,9 +472,10 @@ TEST_F(StockAdminTest, ADriftedProductLeavesTheLateFillsWithAWarning) {
                                     " WHERE product_id = ", id));
   };
   set_backordered(1);
+  // The edit's fill queued it (not asserted: a sweep may already have
+  // dropped it); the warning naming it shows that.
   const std::string queued =
       absl::StrCat("SELECT count(*) FROM late_fills WHERE product_id = ", id);
-  ASSERT_EQ(QueryInt(ShardDsn(id), queued), 1) << "the edit's fill queued it";
   const std::string warning = absl::StrCat(
       "product(s) ", id, " backorder more units than their reservations do");
   EXPECT_TRUE(PollUntil(

@@ -22,9 +22,9 @@ void Exec(const std::string& dsn, const std::string& sql);
 // from the sums of their PENDING / PURCHASED reservation rows.
 int64_t CounterDrift(const std::string& dsn);
 
-// A lock another client holds: `sql` (a SELECT ... FOR UPDATE with one
-// parameter, `param`) runs in a transaction of its own connection, kept open
-// until Release() or the end. Throws if it locked no row.
+// A lock another client holds, in a transaction of its own connection kept
+// open until Release() or the end: rows (`sql`, a SELECT ... FOR UPDATE with
+// one parameter, `param`; throws if it locked no row) or a whole table.
 class HeldLock {
  public:
   HeldLock(const std::string& dsn, const std::string& sql,
