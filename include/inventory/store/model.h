@@ -195,8 +195,8 @@ struct LateFill {
   int filled_products = 0;  // those of them it gave units to
   int64_t units = 0;        // backordered units it filled
   // Products whose backordered counter is above what their rows backorder
-  // (counters edited by hand): no fill can give those units, so they left
-  // the queue instead of cycling in it. VerifyInventory reports them.
+  // (counters edited by hand): their fill falls short at every turn, so they
+  // left the queue instead of cycling in it. VerifyInventory reports them.
   std::vector<int64_t> dropped;
 };
 
