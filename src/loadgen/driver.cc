@@ -201,6 +201,9 @@ class Worker {
   }
   // Claims the next unit of work within the run's bounds.
   bool TakeUnit(int64_t now_ns);
+  // No unit of work starts any more (time is up, the --requests are all
+  // started, or the run was stopped).
+  bool RunOver(int64_t now_ns) const;
   // Called by a session when its unit of work is over.
   void UnitDone(Session* session);
   // An OK answer that breaks the contract.
@@ -349,7 +352,9 @@ class ReserveSession : public Session {
 };
 
 // cart: browse (GetAvailability), reserve, view the cart (GetAvailability),
-// then commit or release. A started cart always finishes.
+// then commit, release or (abandoned) leave the hold to run out. A started
+// cart always finishes; with --abandon_at_end, one that reaches its checkout
+// after the run is over leaves its hold.
 class CartSession : public Session {
  public:
   CartSession(Worker& w, std::string customer)
@@ -443,7 +448,17 @@ class CartSession : public Session {
 
   void Checkout() {
     std::uniform_real_distribution<double> coin(0, 1);
-    const bool commit = coin(w_.rng()) < w_.options().commit_ratio;
+    const double toss = coin(w_.rng());
+    const LoadOptions& o = w_.options();
+    if ((toss >= o.commit_ratio && toss < o.commit_ratio + o.abandon_ratio) ||
+        (o.abandon_at_end && w_.RunOver(NowNs()))) {
+      w_.tally().Abandoned(index_, reservation_.quantity);
+      w_.counters().carts_abandoned++;
+      w_.reservoir().Offer(reservation_);  // pending, or expired by now
+      w_.UnitDone(this);
+      return;
+    }
+    const bool commit = toss < o.commit_ratio;
     const std::string id = reservation_.reservation_id;
     auto done = [this, commit](const Outcome& outcome,
                                const v1::Reservation& r) {
@@ -566,6 +581,12 @@ bool Worker::TakeUnit(int64_t now_ns) {
   return true;
 }
 
+bool Worker::RunOver(int64_t now_ns) const {
+  return now_ns >= shared_.stop_ns ||
+         shared_.stop.load(std::memory_order_relaxed) ||
+         (o_.requests > 0 && shared_.budget.load() <= 0);
+}
+
 void Worker::Problem(std::string what) {
   ++counters_.problem_count;
   if (counters_.problems.size() < 20) counters_.problems.push_back(std::move(what));
@@ -679,6 +700,7 @@ void Worker::Collect(RunResult* out) {
   out->carts_started += counters_.carts_started;
   out->carts_committed += counters_.carts_committed;
   out->carts_released += counters_.carts_released;
+  out->carts_abandoned += counters_.carts_abandoned;
   out->carts_out_of_stock += counters_.carts_out_of_stock;
   out->dropped += counters_.dropped;
   out->acknowledged += counters_.acknowledged;

@@ -53,6 +53,12 @@ ABSL_FLAG(bool, backorder, false,
           "nothing is refused, releases fill the waiting backorders");
 ABSL_FLAG(int64_t, quantity, 1, "units per reservation");
 ABSL_FLAG(double, commit_ratio, 0.5, "cart: share of carts that check out");
+ABSL_FLAG(double, abandon_ratio, 0,
+          "cart: share of carts that leave their hold to run out (see "
+          "--hold_ttl); the carts neither checked out nor abandoned release");
+ABSL_FLAG(bool, abandon_at_end, false,
+          "cart: carts that reach their checkout once the run is over leave "
+          "their hold (the run ends with holds open)");
 ABSL_FLAG(int, browse_ids, 4, "cart: other products read with the cart's product");
 ABSL_FLAG(absl::Duration, hold_ttl, absl::ZeroDuration(),
           "hold time of each reservation (0 = the server's default)");
@@ -103,6 +109,8 @@ absl::StatusOr<LoadOptions> OptionsFromFlags() {
   o.backorder = absl::GetFlag(FLAGS_backorder);
   o.quantity = absl::GetFlag(FLAGS_quantity);
   o.commit_ratio = absl::GetFlag(FLAGS_commit_ratio);
+  o.abandon_ratio = absl::GetFlag(FLAGS_abandon_ratio);
+  o.abandon_at_end = absl::GetFlag(FLAGS_abandon_at_end);
   o.browse_ids = absl::GetFlag(FLAGS_browse_ids);
   o.hold_ttl = absl::GetFlag(FLAGS_hold_ttl);
   o.health_service = absl::GetFlag(FLAGS_health_service);

@@ -84,6 +84,20 @@ absl::Status Finalize(LoadOptions* o) {
   if (o->commit_ratio < 0 || o->commit_ratio > 1) {
     return absl::InvalidArgumentError("--commit_ratio must be within 0..1");
   }
+  if (o->abandon_ratio < 0 || o->abandon_ratio > 1) {
+    return absl::InvalidArgumentError("--abandon_ratio must be within 0..1");
+  }
+  if (o->commit_ratio + o->abandon_ratio > 1) {
+    return absl::InvalidArgumentError(
+        "--commit_ratio + --abandon_ratio must be at most 1 (the other carts "
+        "release)");
+  }
+  if ((o->abandon_ratio > 0 || o->abandon_at_end) &&
+      o->scenario != Scenario::kCart) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        o->abandon_ratio > 0 ? "--abandon_ratio" : "--abandon_at_end",
+        " applies to cart, not ", ScenarioName(o->scenario)));
+  }
   if (o->browse_ids < 0 || o->browse_ids > 999) {
     return absl::InvalidArgumentError("--browse_ids must be 0..999");
   }

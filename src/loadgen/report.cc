@@ -225,10 +225,10 @@ std::string FormatSummary(const Report& r) {
   }
   if (o.scenario == Scenario::kCart) {
     absl::StrAppend(&s, absl::StrFormat(
-        "\nCarts: %d started, %d committed, %d released, %d out of stock "
-        "(warm-up included); %.1f carts/s measured\n",
+        "\nCarts: %d started, %d committed, %d released, %d abandoned, %d out "
+        "of stock (warm-up included); %.1f carts/s measured\n",
         run.carts_started, run.carts_committed, run.carts_released,
-        run.carts_out_of_stock,
+        run.carts_abandoned, run.carts_out_of_stock,
         // Every cart makes exactly one ReserveItem call.
         Rps(run.stats[static_cast<int>(Method::kReserveItem)].count(),
             run.measured_ns)));
@@ -267,6 +267,9 @@ std::string FormatSummary(const Report& r) {
       if (o.scenario == Scenario::kCart) {
         absl::StrAppend(&s, "  units committed:\t", v.committed_units, "\n");
         absl::StrAppend(&s, "  units released:\t", v.released_units, "\n");
+        if (v.abandoned_units > 0) {
+          absl::StrAppend(&s, "  units abandoned:\t", v.abandoned_units, "\n");
+        }
       }
       absl::StrAppend(&s, "  stock consumed:\t", v.consumed_units,
                       o.scenario == Scenario::kCart ? " (granted - released)" : "",
@@ -339,6 +342,7 @@ std::string FormatJson(const Report& r) {
       .Key("started").Num(run.carts_started)
       .Key("committed").Num(run.carts_committed)
       .Key("released").Num(run.carts_released)
+      .Key("abandoned").Num(run.carts_abandoned)
       .Key("outOfStock").Num(run.carts_out_of_stock)
       .Close('}');
   j.Key("dropped").Num(run.dropped);
@@ -358,6 +362,7 @@ std::string FormatJson(const Report& r) {
   j.Key("grantedUnits").Num(v.granted_units);
   j.Key("releasedUnits").Num(v.released_units);
   j.Key("committedUnits").Num(v.committed_units);
+  j.Key("abandonedUnits").Num(v.abandoned_units);
   j.Key("consumedUnits").Num(v.consumed_units);
   j.Key("uncertainCalls").Num(v.uncertain_calls);
   j.Key("productsChecked").Num(v.products_checked);
@@ -365,6 +370,7 @@ std::string FormatJson(const Report& r) {
   j.Key("reservationsChecked").Num(v.reservations_checked);
   j.Key("soldOutProducts").Num(v.sold_out_products);
   j.Key("laggingFills").Num(v.lagging_fills);
+  j.Key("backorderedUnits").Num(v.backordered_units);
   j.Key("violationCount").Num(v.violation_count);
   j.Key("violations").Open('[');
   for (const auto& x : v.violations) j.Str(x);

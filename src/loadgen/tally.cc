@@ -16,6 +16,7 @@ Tally::Tally(int64_t products, bool with_checkout)
   if (with_checkout) {
     released_ = Make(products);
     committed_ = Make(products);
+    abandoned_ = Make(products);
   }
   for (int64_t i = 0; i < products; ++i) sold_out_[i].store(false);
 }

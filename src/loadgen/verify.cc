@@ -268,9 +268,12 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
     const int64_t granted = tally.granted(i);
     const int64_t released = tally.released(i);
     const int64_t uncertain = tally.uncertain(i);
+    // Abandoned holds may have run out (a release the tally did not see).
+    const int64_t abandoned = tally.abandoned(i);
     v.granted_units += granted;
     v.released_units += released;
     v.committed_units += tally.committed(i);
+    v.abandoned_units += abandoned;
     v.uncertain_calls += uncertain;
     v.sold_out_products += tally.sold_out(i) ? 1 : 0;
     if ((*after)[i] < 0) {
@@ -283,16 +286,26 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
     const int64_t expected = granted - released;
     // A BACKORDER product's availability stops at 0 while demand grows past
     // its stock; from 0, a net release frees an unknown share of its units.
-    if (o.backorder && baseline.available[i] == 0 && expected < 0) continue;
-    const int64_t expected_after =
-        o.backorder ? std::max<int64_t>(0, baseline.available[i] - expected)
-                    : baseline.available[i] - expected;
-    if (std::llabs((*after)[i] - expected_after) > uncertain * q) {
+    if (o.backorder && baseline.available[i] == 0 && expected - abandoned < 0) {
+      continue;
+    }
+    // Available after the run if `net` units stayed consumed; between none
+    // and all of the abandoned units may have been given back.
+    auto available_after = [&](int64_t net) {
+      return o.backorder ? std::max<int64_t>(0, baseline.available[i] - net)
+                         : baseline.available[i] - net;
+    };
+    const int64_t low = available_after(expected) - uncertain * q;
+    const int64_t high = available_after(expected - abandoned) + uncertain * q;
+    if ((*after)[i] < low || (*after)[i] > high) {
       v.Violation(absl::StrCat(
           "product ", id, ": available went from ", baseline.available[i],
           " to ", (*after)[i], " (", consumed,
           " units consumed), but the server acknowledged ", granted,
           " granted - ", released, " released = ", expected, " units",
+          abandoned > 0
+              ? absl::StrCat(" (", abandoned, " abandoned may have run out)")
+              : "",
           uncertain > 0 ? absl::StrCat(" (", uncertain, " calls uncertain)")
                         : ""));
     }
@@ -346,6 +359,7 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
                  b.backordered > std::max<int64_t>(0, demand - b.total)) {
         ++v.lagging_fills;
       }
+      if (!b.strict) v.backordered_units += b.backordered;
       if (b.available != std::max<int64_t>(0, b.total - b.reserved - b.purchased)) {
         v.Violation(absl::StrCat("product ", id, ": available ", b.available,
                                  " != total - reserved - purchased"));
@@ -353,12 +367,18 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
       const int64_t slack = tally.uncertain(i) * q;
       const int64_t want_reserved =
           tally.granted(i) - tally.committed(i) - tally.released(i);
-      if (std::llabs((b.reserved - a.reserved) - want_reserved) > slack ||
+      const int64_t moved = b.reserved - a.reserved;
+      const int64_t expired_at_most = tally.abandoned(i);
+      if (moved > want_reserved + slack ||
+          moved < want_reserved - expired_at_most - slack ||
           std::llabs((b.purchased - a.purchased) - tally.committed(i)) > slack) {
         v.Violation(absl::StrCat(
-            "product ", id, ": reserved moved by ", b.reserved - a.reserved,
-            " and purchased by ", b.purchased - a.purchased, "; acknowledged: ",
-            want_reserved, " held, ", tally.committed(i), " purchased"));
+            "product ", id, ": reserved moved by ", moved, " and purchased by ",
+            b.purchased - a.purchased, "; acknowledged: ", want_reserved,
+            " held", expired_at_most > 0
+                ? absl::StrCat(" (", expired_at_most, " abandoned)")
+                : "",
+            ", ", tally.committed(i), " purchased"));
       }
     }
   }
@@ -421,6 +441,11 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
                                    v.reservations_checked, " of ",
                                    run.acknowledged,
                                    " acknowledged reservations (--verify_sample)"));
+  }
+  if (v.abandoned_units > 0) {
+    v.notes.push_back(absl::StrCat(
+        v.abandoned_units, " unit(s) of abandoned carts may have run out; the "
+        "counter checks allowed for them"));
   }
   if (v.uncertain_calls > 0) {
     v.notes.push_back(absl::StrCat(

@@ -192,6 +192,39 @@ TEST(OptionsTest, BackorderOnlyWhereProductsCanBeOversubscribed) {
   EXPECT_EQ(Finalize(&existing).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Each refusal names the flag at fault.
+TEST(OptionsTest, CartShareFlagsMustSplitTheCarts) {
+  auto refusal = [](double commit, double abandon, Scenario s) {
+    LoadOptions o;
+    o.scenario = s;
+    o.commit_ratio = commit;
+    o.abandon_ratio = abandon;
+    absl::Status st = Finalize(&o);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument)
+        << commit << " " << abandon << " " << ScenarioName(s);
+    return std::string(st.message());
+  };
+  EXPECT_THAT(refusal(1.5, 0, Scenario::kCart), HasSubstr("--commit_ratio must"));
+  EXPECT_THAT(refusal(0, -0.1, Scenario::kCart), HasSubstr("--abandon_ratio must"));
+  EXPECT_THAT(refusal(0.6, 0.5, Scenario::kCart),
+              HasSubstr("--commit_ratio + --abandon_ratio must be at most 1"));
+  EXPECT_THAT(refusal(0, 0.5, Scenario::kUniform),
+              HasSubstr("--abandon_ratio applies to cart, not uniform"));
+  LoadOptions hot;
+  hot.scenario = Scenario::kHot;
+  hot.abandon_at_end = true;
+  absl::Status refused = Finalize(&hot);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("--abandon_at_end applies to cart, not hot"));
+
+  LoadOptions all_split;
+  all_split.scenario = Scenario::kCart;
+  all_split.commit_ratio = 0.25;
+  all_split.abandon_ratio = 0.75;
+  EXPECT_TRUE(Finalize(&all_split).ok());
+}
+
 TEST(ReservoirTest, KeepsAtMostItsCapacityAndCountsAll) {
   Reservoir r(10, 1);
   for (int i = 0; i < 1000; ++i) r.Offer({absl::StrCat("r", i), 1, 1, "", {}});

@@ -26,11 +26,12 @@ struct RunResult {
   int64_t measured_ns = 0;
   // Calls issued in all (warm-up included).
   int64_t issued_calls = 0;
-  // Cart: carts started, checked out (committed), released, and ended by
-  // OUT_OF_STOCK.
+  // Cart: carts started, checked out (committed), released, left with their
+  // hold (abandoned), and ended by OUT_OF_STOCK.
   int64_t carts_started = 0;
   int64_t carts_committed = 0;
   int64_t carts_released = 0;
+  int64_t carts_abandoned = 0;
   int64_t carts_out_of_stock = 0;
   // Open loop: scheduled requests not sent because --max_inflight were
   // already in flight (the server could not keep up with --rate).

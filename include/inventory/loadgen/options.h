@@ -81,8 +81,14 @@ struct LoadOptions {
   bool backorder = false;
   // Units per reservation.
   int64_t quantity = 1;
-  // Cart: fraction of carts that check out (the rest release).
+  // Cart: fraction of carts that check out, and fraction that leave their
+  // hold to run out (abandoned carts); the rest release.
   double commit_ratio = 0.5;
+  double abandon_ratio = 0;
+  // Cart: the carts that reach their checkout once the run is over (time
+  // up, or every --requests cart started) leave their hold, so the run ends
+  // with holds open.
+  bool abandon_at_end = false;
   // Cart: other product ids read with the cart's product ("browsing").
   int browse_ids = 4;
   // Hold time sent with each reservation; zero = the server's default.

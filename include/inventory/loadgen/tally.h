@@ -19,7 +19,7 @@ namespace inventory::loadgen {
 class Tally {
  public:
   // Counters for products 0..products-1 (indexes from the run's base id);
-  // `with_checkout` adds the committed / released counters (cart).
+  // `with_checkout` adds the committed / released / abandoned counters (cart).
   Tally(int64_t products, bool with_checkout);
 
   int64_t products() const { return products_; }
@@ -27,6 +27,9 @@ class Tally {
   void Granted(int64_t index, int64_t units) { Add(granted_, index, units); }
   void Released(int64_t index, int64_t units) { Add(released_, index, units); }
   void Committed(int64_t index, int64_t units) { Add(committed_, index, units); }
+  // Units of holds left to run out: the server may have expired them by the
+  // time the run is verified, or not.
+  void Abandoned(int64_t index, int64_t units) { Add(abandoned_, index, units); }
   // A call that may or may not have changed the product's counters.
   void Uncertain(int64_t index) { Add(uncertain_, index, 1); }
   // Records that the product answered OUT_OF_STOCK; true the first time.
@@ -35,6 +38,7 @@ class Tally {
   int64_t granted(int64_t i) const { return Get(granted_, i); }
   int64_t released(int64_t i) const { return Get(released_, i); }
   int64_t committed(int64_t i) const { return Get(committed_, i); }
+  int64_t abandoned(int64_t i) const { return Get(abandoned_, i); }
   int64_t uncertain(int64_t i) const { return Get(uncertain_, i); }
   bool sold_out(int64_t i) const;
   // Products that answered OUT_OF_STOCK at least once.
@@ -51,7 +55,7 @@ class Tally {
   }
 
   const int64_t products_;
-  Counters granted_, released_, committed_, uncertain_;
+  Counters granted_, released_, committed_, abandoned_, uncertain_;
   std::unique_ptr<std::atomic<bool>[]> sold_out_;
   std::atomic<int64_t> sold_out_count_{0};
 };

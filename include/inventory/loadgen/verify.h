@@ -59,6 +59,8 @@ struct Verification {
   int64_t granted_units = 0;
   int64_t released_units = 0;
   int64_t committed_units = 0;
+  // Units of holds the carts left to run out (--abandon_ratio).
+  int64_t abandoned_units = 0;
   // Calls whose effect is unknown (errors other than OUT_OF_STOCK).
   int64_t uncertain_calls = 0;
   // Stock consumed: drop of available units over all products.
@@ -70,6 +72,8 @@ struct Verification {
   // BACKORDER products read whole whose backorders stock could still fill
   // (a fill skipped a row locked at the time; the next change fills it).
   int64_t lagging_fills = 0;
+  // Units backordered on the BACKORDER products read whole, after the run.
+  int64_t backordered_units = 0;
   // One line per broken invariant (at most kMaxListed), and how many.
   std::vector<std::string> violations;
   int64_t violation_count = 0;
