@@ -206,6 +206,7 @@ TEST(OptionsTest, CartShareFlagsMustSplitTheCarts) {
   };
   EXPECT_THAT(refusal(1.5, 0, Scenario::kCart), HasSubstr("--commit_ratio must"));
   EXPECT_THAT(refusal(0, -0.1, Scenario::kCart), HasSubstr("--abandon_ratio must"));
+  EXPECT_THAT(refusal(0, 1.5, Scenario::kCart), HasSubstr("--abandon_ratio must"));
   EXPECT_THAT(refusal(0.6, 0.5, Scenario::kCart),
               HasSubstr("--commit_ratio + --abandon_ratio must be at most 1"));
   EXPECT_THAT(refusal(0, 0.5, Scenario::kUniform),
