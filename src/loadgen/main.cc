@@ -71,6 +71,10 @@ ABSL_FLAG(bool, setup, true,
 ABSL_FLAG(bool, verify, true, "check the invariants after the run");
 ABSL_FLAG(int64_t, verify_sample, 2000,
           "most reservations read back by id, and products read whole");
+ABSL_FLAG(absl::Duration, fill_grace, absl::Seconds(3),
+          "BACKORDER products whose stock could fill a backorder after the run "
+          "are read again after this long; only those still so count (0 = "
+          "not read again)");
 ABSL_FLAG(std::string, json_out, "", "also write the report as JSON here");
 ABSL_FLAG(int, server_pid, 0,
           "pid of a local inventoryd: report its CPU use and peak RSS");
@@ -118,6 +122,7 @@ absl::StatusOr<LoadOptions> OptionsFromFlags() {
   o.setup = absl::GetFlag(FLAGS_setup);
   o.verify = absl::GetFlag(FLAGS_verify);
   o.verify_sample = absl::GetFlag(FLAGS_verify_sample);
+  o.fill_grace = absl::GetFlag(FLAGS_fill_grace);
   o.run_id = absl::GetFlag(FLAGS_run_id);
   o.server_pid = absl::GetFlag(FLAGS_server_pid);
   if (absl::Status s = Finalize(&o); !s.ok()) return s;

@@ -104,6 +104,9 @@ absl::Status Finalize(LoadOptions* o) {
   if (o->verify_sample < 0) {
     return absl::InvalidArgumentError("--verify_sample must be >= 0");
   }
+  if (o->fill_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--fill_grace must not be negative");
+  }
   if (o->products < 0 || o->stock < 0 || o->product_base < 0) {
     return absl::InvalidArgumentError(
         "--products, --stock and --product_base must not be negative");

@@ -226,6 +226,14 @@ TEST(OptionsTest, CartShareFlagsMustSplitTheCarts) {
   EXPECT_TRUE(Finalize(&all_split).ok());
 }
 
+TEST(OptionsTest, FillGraceMustNotBeNegative) {
+  LoadOptions o;
+  o.fill_grace = absl::Seconds(-1);
+  absl::Status refused = Finalize(&o);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("--fill_grace"));
+}
+
 TEST(ReservoirTest, KeepsAtMostItsCapacityAndCountsAll) {
   Reservoir r(10, 1);
   for (int i = 0; i < 1000; ++i) r.Offer({absl::StrCat("r", i), 1, 1, "", {}});

@@ -106,6 +106,10 @@ struct LoadOptions {
   // At most this many acknowledged reservations are read back by id, and at
   // most this many products are read whole with GetProduct.
   int64_t verify_sample = 2000;
+  // BACKORDER products whose stock could fill a backorder after the run are
+  // read again after this long (the service's sweeper fills them within a
+  // sweep); zero = not read again.
+  absl::Duration fill_grace = absl::Seconds(3);
 
   // A local server process (inventoryd) whose CPU use and peak RSS are
   // reported for the measured window; 0 = none.

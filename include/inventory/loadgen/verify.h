@@ -70,7 +70,8 @@ struct Verification {
   int64_t reservations_checked = 0;
   int64_t sold_out_products = 0;
   // BACKORDER products read whole whose backorders stock could still fill
-  // (a fill skipped a row locked at the time; the next change fills it).
+  // (a fill skipped a row locked at the time; the next change fills it),
+  // still so when read again after --fill_grace.
   int64_t lagging_fills = 0;
   // Units backordered on the BACKORDER products read whole, after the run.
   int64_t backordered_units = 0;
