@@ -225,6 +225,8 @@ class Worker {
   }
 
  private:
+  // Time is up, or the run was stopped.
+  bool Stopped(int64_t now_ns) const;
   std::unique_ptr<Session> NewSession();
   void Complete(Call* call);
 
@@ -573,18 +575,18 @@ absl::Status Worker::Connect() {
   return absl::OkStatus();
 }
 
+bool Worker::Stopped(int64_t now_ns) const {
+  return now_ns >= shared_.stop_ns || shared_.stop.load(std::memory_order_relaxed);
+}
+
 bool Worker::TakeUnit(int64_t now_ns) {
-  if (now_ns >= shared_.stop_ns || shared_.stop.load(std::memory_order_relaxed)) {
-    return false;
-  }
+  if (Stopped(now_ns)) return false;
   if (o_.requests > 0 && shared_.budget.fetch_sub(1) <= 0) return false;
   return true;
 }
 
 bool Worker::RunOver(int64_t now_ns) const {
-  return now_ns >= shared_.stop_ns ||
-         shared_.stop.load(std::memory_order_relaxed) ||
-         (o_.requests > 0 && shared_.budget.load() <= 0);
+  return Stopped(now_ns) || (o_.requests > 0 && shared_.budget.load() <= 0);
 }
 
 void Worker::Problem(std::string what) {

@@ -404,8 +404,7 @@ Verification Verify(const LoadOptions& o, const Tally& tally,
           "could fill right after the run; ", v.lagging_fills, " still had "
           "after ", absl::FormatDuration(o.fill_grace), " (--fill_grace)"));
     }
-  }
-  if (v.lagging_fills > 0) {
+  } else if (!lagging.empty()) {
     v.notes.push_back(absl::StrCat(
         v.lagging_fills, " BACKORDER product(s) read whole have backorders "
         "their stock could fill (a fill skipped a row locked at the time; the "
