@@ -10,7 +10,7 @@
 #   3. the cart on 20 BACKORDER products of 3 units (backorders, and fills
 #      by releases; 5 % of carts check out);
 #   4. the cart on 10 BACKORDER products of 3 units where a fifth of the
-#      carts leave their hold to run out in 1 s (expiry under load);
+#      carts leave their hold to run out in 2 s (expiry under load);
 #   5. twice, the cart on 16 BACKORDER products of 1 unit, ending with the
 #      open carts' holds kept: backorders wait, and the last releases' units
 #      must have gone to them.
